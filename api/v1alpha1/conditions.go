@@ -1,0 +1,65 @@
+package v1alpha1
+
+// Phase is a one-word summary of a TidalSession for people; conditions carry the detail.
+// +kubebuilder:validation:Enum=Pending;Active;Degraded;Expired;ReauthRequired;Suspended;Error
+type Phase string
+
+const (
+	// PhasePending: the operator has not yet written a token for the session.
+	PhasePending Phase = "Pending"
+	// PhaseActive: the output Secret holds a valid access token and refreshes succeed.
+	PhaseActive Phase = "Active"
+	// PhaseDegraded: the last refresh failed for a reason that may pass (TIDAL outage, rate
+	// limit); the token in the output Secret is still valid and the operator retries.
+	PhaseDegraded Phase = "Degraded"
+	// PhaseExpired: refreshes kept failing until the access token expired.
+	PhaseExpired Phase = "Expired"
+	// PhaseReauthRequired: TIDAL rejected the refresh token; only a new login helps.
+	PhaseReauthRequired Phase = "ReauthRequired"
+	// PhaseSuspended: spec.suspend is true.
+	PhaseSuspended Phase = "Suspended"
+	// PhaseError: the session cannot be served until a person fixes its spec or Secrets.
+	PhaseError Phase = "Error"
+)
+
+// Condition types of a TidalSession.
+const (
+	// ConditionReady is True when the output Secret holds a valid access token that the
+	// operator keeps fresh. True is good. Its reason is one of the Reason constants.
+	ConditionReady = "Ready"
+)
+
+// Reasons of conditions. Events use the same strings as their reasons, so a person can
+// match an Event to the condition it changed.
+const (
+	// ReasonRefreshed: TIDAL issued a new access token and the output Secret holds it.
+	ReasonRefreshed = "Refreshed"
+	// ReasonTokenValid: the access token in the output Secret is valid; no refresh was due.
+	ReasonTokenValid = "TokenValid"
+	// ReasonRefreshRetrying: a refresh failed for a reason that may pass; the operator
+	// retries with backoff.
+	ReasonRefreshRetrying = "RefreshRetrying"
+	// ReasonTokenExpired: the access token expired while refreshes failed.
+	ReasonTokenExpired = "TokenExpired"
+	// ReasonReauthRequired: TIDAL rejected the refresh token (invalid_grant or a revoked
+	// grant); only a new login helps.
+	ReasonReauthRequired = "ReauthRequired"
+	// ReasonClientRejected: TIDAL rejected the client id or secret (invalid_client).
+	ReasonClientRejected = "ClientRejected"
+	// ReasonTokenRotated: TIDAL returned a new refresh token, now stored in the
+	// credentials Secret.
+	ReasonTokenRotated = "TokenRotated"
+	// ReasonCredentialsMissing: the credentials Secret, or a key the spec names, is absent.
+	ReasonCredentialsMissing = "CredentialsMissing"
+	// ReasonCredentialsInvalid: the credentials Secret holds a value that cannot be used.
+	ReasonCredentialsInvalid = "CredentialsInvalid"
+	// ReasonOutputSecretConflict: a Secret with the output name exists and the operator
+	// does not manage it; it is left untouched.
+	ReasonOutputSecretConflict = "OutputSecretConflict"
+	// ReasonOutputSecretCreated: the operator created (or re-created) the output Secret.
+	ReasonOutputSecretCreated = "OutputSecretCreated"
+	// ReasonInvalidSpec: the spec breaks a rule admission could not check.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSuspended: spec.suspend is true.
+	ReasonSuspended = "Suspended"
+)

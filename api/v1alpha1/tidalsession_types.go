@@ -1,0 +1,191 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TidalSessionSpec says where a session's credentials live, where its tokens go and when
+// they are refreshed.
+//
+// +kubebuilder:validation:XValidation:rule="self.credentialsSecretRef.name != self.outputSecret.name",message="outputSecret.name must differ from credentialsSecretRef.name: the operator rewrites the output Secret on every refresh"
+type TidalSessionSpec struct {
+	// credentialsSecretRef names the Secret, in the TidalSession's own namespace, that holds
+	// the session's refresh token and the TIDAL client id (and client secret, when the client
+	// has one). The operator reads it only when it refreshes and writes it back only when
+	// TIDAL rotates the refresh token.
+	// +required
+	CredentialsSecretRef CredentialsSecretReference `json:"credentialsSecretRef"`
+
+	// outputSecret describes the Secret the operator writes the current access token to.
+	// MCP server pods mount it.
+	// +required
+	OutputSecret OutputSecretSpec `json:"outputSecret"`
+
+	// refresh says when the access token is refreshed. The defaults leave room for the
+	// kubelet to propagate a changed Secret to mounted volumes.
+	// +optional
+	Refresh RefreshPolicy `json:"refresh,omitempty"`
+
+	// suspend stops all refreshes while true. The output Secret keeps its last token.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// CredentialsSecretReference names a Secret of the TidalSession's namespace and the keys
+// of its data that hold the session's credentials.
+type CredentialsSecretReference struct {
+	// name is the Secret's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// refreshTokenKey is the data key of the refresh token.
+	// +optional
+	// +kubebuilder:default=refresh_token
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	RefreshTokenKey string `json:"refreshTokenKey,omitempty"`
+
+	// clientIDKey is the data key of the TIDAL client id.
+	// +optional
+	// +kubebuilder:default=client_id
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	ClientIDKey string `json:"clientIDKey,omitempty"`
+
+	// clientSecretKey is the data key of the TIDAL client secret. A missing key means the
+	// client has no secret, as TIDAL's public device-login clients do not.
+	// +optional
+	// +kubebuilder:default=client_secret
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	ClientSecretKey string `json:"clientSecretKey,omitempty"`
+}
+
+// OutputSecretSpec describes the Secret that receives the session's access token.
+type OutputSecretSpec struct {
+	// name is the output Secret's name, in the TidalSession's namespace. The operator
+	// creates and owns it, and never overwrites a Secret of that name that it does not
+	// manage.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// RefreshPolicy says how long before its expiry an access token is refreshed. At most one
+// of beforeExpiry and beforeExpiryPercent is set; with neither, a quarter of the token's
+// lifetime is used. Whatever is chosen, the operator refreshes at least two minutes before
+// expiry (room for Secret propagation) and no earlier than half-way through the lifetime.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.beforeExpiry) && has(self.beforeExpiryPercent))",message="set at most one of refresh.beforeExpiry and refresh.beforeExpiryPercent"
+type RefreshPolicy struct {
+	// beforeExpiry refreshes this long before the access token expires, e.g. "30m".
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	BeforeExpiry *metav1.Duration `json:"beforeExpiry,omitempty"`
+
+	// beforeExpiryPercent refreshes when this share of the token's lifetime remains.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	BeforeExpiryPercent *int32 `json:"beforeExpiryPercent,omitempty"`
+}
+
+// TidalSessionStatus is what the operator last observed and did.
+type TidalSessionStatus struct {
+	// phase summarises the session's state for people; conditions carry the detail.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// observedGeneration is the spec generation the status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions describe the session's state; see the ConditionType constants.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// accessTokenExpiresAt is when the access token in the output Secret expires.
+	// +optional
+	AccessTokenExpiresAt *metav1.Time `json:"accessTokenExpiresAt,omitempty"`
+
+	// lastRefreshTime is when TIDAL's answer to the last successful refresh arrived.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// nextRefreshTime is when the operator will refresh next.
+	// +optional
+	NextRefreshTime *metav1.Time `json:"nextRefreshTime,omitempty"`
+
+	// refreshCount counts successful refreshes since the session was created.
+	// +optional
+	RefreshCount int64 `json:"refreshCount,omitempty"`
+
+	// consecutiveFailures counts failed refresh attempts since the last success.
+	// +optional
+	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
+
+	// userID is the TIDAL user the session belongs to.
+	// +optional
+	UserID string `json:"userID,omitempty"`
+
+	// countryCode is the TIDAL country of the session.
+	// +optional
+	CountryCode string `json:"countryCode,omitempty"`
+
+	// clientID is the TIDAL client id the session's tokens are issued to. It is not secret.
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+
+	// outputSecretName is the output Secret the operator last wrote.
+	// +optional
+	OutputSecretName string `json:"outputSecretName,omitempty"`
+}
+
+// TidalSession is one user's TIDAL OAuth session, kept fresh by the operator.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ts;tidal,categories=tidal
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.status.userID`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.accessTokenExpiresAt`
+// +kubebuilder:printcolumn:name="Next Refresh",type=date,JSONPath=`.status.nextRefreshTime`,priority=1
+// +kubebuilder:printcolumn:name="Refreshes",type=integer,JSONPath=`.status.refreshCount`,priority=1
+// +kubebuilder:printcolumn:name="Country",type=string,JSONPath=`.status.countryCode`,priority=1
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.outputSecret.name`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type TidalSession struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired session.
+	// +required
+	Spec TidalSessionSpec `json:"spec"`
+
+	// status is the observed session.
+	// +optional
+	Status TidalSessionStatus `json:"status,omitempty"`
+}
+
+// TidalSessionList is a list of TidalSessions.
+//
+// +kubebuilder:object:root=true
+type TidalSessionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []TidalSession `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&TidalSession{}, &TidalSessionList{})
+}

@@ -1,0 +1,167 @@
+// Command manager runs the tidal-session-operator: it keeps every TidalSession's access
+// token fresh in the session's output Secret.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+)
+
+// options are the operator's flags. TIDAL's endpoints are set here, by whoever runs the
+// operator, and never by a TidalSession.
+type options struct {
+	authURL, apiURL      string
+	tidalTimeout         time.Duration
+	watchNamespaces      string
+	metricsAddr          string
+	metricsSecure        bool
+	probeAddr            string
+	leaderElect          bool
+	leaderElectNamespace string
+	recheckInterval      time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.authURL, "tidal-auth-url", tidal.DefaultAuthBaseURL, "Base URL of TIDAL's OAuth endpoints.")
+	flag.StringVar(&o.apiURL, "tidal-api-url", tidal.DefaultAPIBaseURL, "Base URL of TIDAL's v1 API.")
+	flag.DurationVar(&o.tidalTimeout, "tidal-timeout", 15*time.Second, "Timeout of one call to TIDAL.")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to manage sessions in; empty means all namespaces.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443",
+		"Address of the metrics endpoint; \"0\" disables it.")
+	flag.BoolVar(&o.metricsSecure, "metrics-secure", true,
+		"Serve metrics over HTTPS, for callers that pass TokenReview and SubjectAccessReview.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", true,
+		"Elect a leader so that only one replica refreshes at a time.")
+	flag.StringVar(&o.leaderElectNamespace, "leader-election-namespace", "",
+		"Namespace of the leader election Lease; required when running outside a cluster.")
+	flag.DurationVar(&o.recheckInterval, "recheck-interval", 30*time.Second,
+		"How often a session waiting on something the operator cannot watch (a missing credentials Secret) is looked at again.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(o); err != nil {
+		ctrl.Log.Error(err, "Operator stopped")
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	setupLog := ctrl.Log.WithName("setup")
+	endpoints := tidal.Endpoints{AuthBaseURL: o.authURL, APIBaseURL: o.apiURL}
+	if err := endpoints.Validate(); err != nil {
+		return err
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(sessionsv1alpha1.AddToScheme(scheme))
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOptions(o.watchNamespaces),
+		Metrics:                 metricsOptions(o),
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "tidal-session-operator.sessions.tidal-mcp.dev",
+		LeaderElectionNamespace: o.leaderElectNamespace,
+		// Stepping down on shutdown lets a standby take over at once instead of waiting
+		// for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create manager: %w", err)
+	}
+
+	clk := clock.RealClock{}
+	reconciler := &controller.TidalSessionReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Scheme:          mgr.GetScheme(),
+		Recorder:        mgr.GetEventRecorder("tidal-session-operator"),
+		Clock:           clk,
+		TIDAL:           tidal.NewClient(endpoints, &http.Client{Timeout: o.tidalTimeout}, clk),
+		RecheckInterval: o.recheckInterval,
+	}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("failed to add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("failed to add ready check: %w", err)
+	}
+
+	setupLog.Info("Starting operator", "tidalAuthURL", o.authURL, "tidalAPIURL", o.apiURL,
+		"watchNamespaces", o.watchNamespaces, "leaderElect", o.leaderElect)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// cacheOptions limits what the operator caches. Clusters hold tens of thousands of Secrets;
+// the operator caches only those it manages, found by label, and reads a session's
+// credentials Secret directly when it needs it.
+func cacheOptions(watchNamespaces string) cache.Options {
+	opts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
+				sessionsv1alpha1.ManagedByLabel: sessionsv1alpha1.ManagedByValue,
+			})},
+		},
+	}
+	if ns := splitList(watchNamespaces); len(ns) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			opts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+func metricsOptions(o options) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.metricsSecure}
+	if o.metricsSecure {
+		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		// HTTP/2 is off: its stream handling has had denial-of-service flaws, and a
+		// metrics scrape does not need it.
+		opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	return opts
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

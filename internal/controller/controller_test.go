@@ -1,0 +1,425 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+)
+
+// Canary values: if any of them shows up in a status, Event or error, a secret leaked.
+const (
+	canaryRefresh  = "CANARY-REFRESH-7f3a9c"
+	canaryRotated  = "CANARY-ROTATED-d41b77"
+	canaryAccess   = "CANARY-ACCESS-52e0aa"
+	canarySecret   = "CANARY-CLIENTSECRET-9b1f"
+	testNamespace  = "music"
+	testClientID   = "client-1"
+	testSessionKey = "alice"
+)
+
+var t0 = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+
+// fakeTIDAL answers refreshes with canary tokens and counts calls.
+type fakeTIDAL struct {
+	clock    *clocktesting.FakeClock
+	lifetime time.Duration
+	err      error
+	rotate   string
+	calls    int
+	got      tidal.Credentials
+}
+
+func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.Token, error) {
+	f.calls++
+	f.got = creds
+	if f.err != nil {
+		return nil, f.err
+	}
+	now := f.clock.Now()
+	return &tidal.Token{AccessToken: canaryAccess, TokenType: "Bearer", RefreshToken: f.rotate,
+		ReceivedAt: now, Lifetime: f.lifetime, ExpiresAt: now.Add(f.lifetime), UserID: "1001"}, nil
+}
+
+func (f *fakeTIDAL) Session(context.Context, string) (*tidal.SessionInfo, error) {
+	return &tidal.SessionInfo{SessionID: "sess-1", UserID: "1001", CountryCode: "NO"}, nil
+}
+
+type fixture struct {
+	r      *TidalSessionReconciler
+	tidal  *fakeTIDAL
+	clock  *clocktesting.FakeClock
+	events *events.FakeRecorder
+	c      client.Client
+}
+
+func newSession() *sessionsv1alpha1.TidalSession {
+	return &sessionsv1alpha1.TidalSession{
+		ObjectMeta: metav1.ObjectMeta{Name: testSessionKey, Namespace: testNamespace, UID: "uid-1", Generation: 1},
+		Spec: sessionsv1alpha1.TidalSessionSpec{
+			CredentialsSecretRef: sessionsv1alpha1.CredentialsSecretReference{Name: "alice-creds"},
+			OutputSecret:         sessionsv1alpha1.OutputSecretSpec{Name: "alice-token"},
+		},
+	}
+}
+
+func newCreds() *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "alice-creds", Namespace: testNamespace},
+		Data: map[string][]byte{"refresh_token": []byte(canaryRefresh), "client_id": []byte(testClientID),
+			"client_secret": []byte(canarySecret)},
+	}
+}
+
+func newFixture(t *testing.T, objs ...client.Object) *fixture {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := sessionsv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
+		WithStatusSubresource(&sessionsv1alpha1.TidalSession{}).Build()
+	clk := clocktesting.NewFakeClock(t0)
+	ft := &fakeTIDAL{clock: clk, lifetime: time.Hour}
+	rec := events.NewFakeRecorder(100)
+	return &fixture{
+		r: &TidalSessionReconciler{Client: c, APIReader: c, Scheme: scheme, Recorder: rec, Clock: clk,
+			TIDAL: ft, RecheckInterval: 30 * time.Second},
+		tidal: ft, clock: clk, events: rec, c: c,
+	}
+}
+
+func (f *fixture) reconcile(t *testing.T) (ctrl.Result, error) {
+	t.Helper()
+	return f.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{
+		Namespace: testNamespace, Name: testSessionKey}})
+}
+
+func (f *fixture) session(t *testing.T) *sessionsv1alpha1.TidalSession {
+	t.Helper()
+	s := &sessionsv1alpha1.TidalSession{}
+	if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: testNamespace, Name: testSessionKey}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) secret(t *testing.T, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := f.c.Get(context.Background(), types.NamespacedName{Namespace: testNamespace, Name: name}, s); err != nil {
+		t.Fatalf("get Secret %s: %v", name, err)
+	}
+	return s
+}
+
+func (f *fixture) drainEvents() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.events.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+// assertNoCanary fails when a canary value appears in the session, the Events or err.
+func assertNoCanary(t *testing.T, f *fixture, err error, evs []string) {
+	t.Helper()
+	s := f.session(t)
+	b, _ := json.Marshal(s)
+	haystack := string(b) + strings.Join(evs, "\n")
+	if err != nil {
+		haystack += err.Error()
+	}
+	for _, c := range []string{canaryRefresh, canaryRotated, canaryAccess, canarySecret} {
+		if strings.Contains(haystack, c) {
+			t.Errorf("canary %s leaked into status, Events or error", c)
+		}
+	}
+}
+
+func TestReconcileRefreshesAndWritesSecret(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	res, err := f.reconcile(t)
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if f.tidal.calls != 1 || f.tidal.got.RefreshToken != canaryRefresh || f.tidal.got.ClientSecret != canarySecret {
+		t.Errorf("TIDAL got %d calls with unexpected credentials", f.tidal.calls)
+	}
+	out := f.secret(t, "alice-token")
+	if string(out.Data[sessionsv1alpha1.KeyAccessToken]) != canaryAccess {
+		t.Errorf("output Secret has no access token")
+	}
+	if _, ok := out.Data["refresh_token"]; ok {
+		t.Errorf("output Secret must not hold the refresh token")
+	}
+	if strings.Contains(string(out.Data[sessionsv1alpha1.KeySessionFile]), canaryRefresh) {
+		t.Errorf("session.json must not hold the refresh token")
+	}
+	if got := string(out.Data[sessionsv1alpha1.KeyExpiresAt]); got != "2026-12-04T11:00:00Z" {
+		t.Errorf("expires_at = %q", got)
+	}
+	if out.Labels[sessionsv1alpha1.ManagedByLabel] != sessionsv1alpha1.ManagedByValue || len(out.OwnerReferences) != 1 {
+		t.Errorf("output Secret not labelled and owned: %v %v", out.Labels, out.OwnerReferences)
+	}
+
+	s := f.session(t)
+	if s.Status.Phase != sessionsv1alpha1.PhaseActive || !meta.IsStatusConditionTrue(s.Status.Conditions, sessionsv1alpha1.ConditionReady) {
+		t.Errorf("phase %s, conditions %v", s.Status.Phase, s.Status.Conditions)
+	}
+	if s.Status.RefreshCount != 1 || s.Status.UserID != "1001" || s.Status.CountryCode != "NO" || s.Status.ClientID != testClientID {
+		t.Errorf("status = %+v", s.Status)
+	}
+	// A one-hour token is refreshed 15 minutes before expiry.
+	if want := 45 * time.Minute; res.RequeueAfter != want {
+		t.Errorf("requeue after %v, want %v", res.RequeueAfter, want)
+	}
+	assertNoCanary(t, f, err, f.drainEvents())
+}
+
+func TestReconcileNotDueMakesNoRequest(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	rv := f.session(t).ResourceVersion
+	f.clock.Step(30 * time.Minute)
+	res, err := f.reconcile(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.tidal.calls != 1 {
+		t.Errorf("TIDAL called %d times, want 1: the token was not due", f.tidal.calls)
+	}
+	if got := f.session(t).ResourceVersion; got != rv {
+		t.Errorf("status written although nothing changed")
+	}
+	if res.RequeueAfter != 15*time.Minute {
+		t.Errorf("requeue after %v, want 15m", res.RequeueAfter)
+	}
+	f.clock.Step(15 * time.Minute)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if f.tidal.calls != 2 || f.session(t).Status.RefreshCount != 2 {
+		t.Errorf("due token not refreshed: %d calls", f.tidal.calls)
+	}
+}
+
+func TestReconcileStoresRotatedRefreshToken(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	f.tidal.rotate = canaryRotated
+	_, err := f.reconcile(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f.secret(t, "alice-creds").Data["refresh_token"]); got != canaryRotated {
+		t.Errorf("rotated refresh token not stored")
+	}
+	evs := f.drainEvents()
+	if !containsReason(evs, sessionsv1alpha1.ReasonTokenRotated) {
+		t.Errorf("no %s event in %v", sessionsv1alpha1.ReasonTokenRotated, evs)
+	}
+	assertNoCanary(t, f, err, evs)
+}
+
+func TestReconcileFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		objs       func() []client.Object
+		tidalErr   error
+		wantPhase  sessionsv1alpha1.Phase
+		wantReason string
+		wantReady  metav1.ConditionStatus
+		wantErr    bool
+		wantCalls  int
+		wantInMsg  string
+	}{
+		{
+			name:      "credentials Secret missing",
+			objs:      func() []client.Object { return []client.Object{newSession()} },
+			wantPhase: sessionsv1alpha1.PhaseError, wantReason: sessionsv1alpha1.ReasonCredentialsMissing,
+			wantReady: metav1.ConditionFalse, wantInMsg: "alice-creds",
+		},
+		{
+			name: "refresh token key missing",
+			objs: func() []client.Object {
+				c := newCreds()
+				delete(c.Data, "refresh_token")
+				return []client.Object{newSession(), c}
+			},
+			wantPhase: sessionsv1alpha1.PhaseError, wantReason: sessionsv1alpha1.ReasonCredentialsMissing,
+			wantReady: metav1.ConditionFalse, wantInMsg: `"refresh_token"`,
+		},
+		{
+			name: "refresh token with white space",
+			objs: func() []client.Object {
+				c := newCreds()
+				c.Data["refresh_token"] = []byte("abc def")
+				return []client.Object{newSession(), c}
+			},
+			wantPhase: sessionsv1alpha1.PhaseError, wantReason: sessionsv1alpha1.ReasonCredentialsInvalid,
+			wantReady: metav1.ConditionFalse, wantInMsg: "white space",
+		},
+		{
+			name: "unmanaged Secret of the output name",
+			objs: func() []client.Object {
+				return []client.Object{newSession(), newCreds(), &corev1.Secret{
+					ObjectMeta: metav1.ObjectMeta{Name: "alice-token", Namespace: testNamespace},
+					Data:       map[string][]byte{"mine": []byte("keep")}}}
+			},
+			wantPhase: sessionsv1alpha1.PhaseError, wantReason: sessionsv1alpha1.ReasonOutputSecretConflict,
+			wantReady: metav1.ConditionFalse, wantInMsg: "alice-token",
+		},
+		{
+			name: "same Secret for input and output",
+			objs: func() []client.Object {
+				s := newSession()
+				s.Spec.OutputSecret.Name = "alice-creds"
+				return []client.Object{s, newCreds()}
+			},
+			wantPhase: sessionsv1alpha1.PhaseError, wantReason: sessionsv1alpha1.ReasonInvalidSpec,
+			wantReady: metav1.ConditionFalse, wantInMsg: "must differ",
+		},
+		{
+			name: "suspended",
+			objs: func() []client.Object {
+				s := newSession()
+				s.Spec.Suspend = true
+				return []client.Object{s, newCreds()}
+			},
+			wantPhase: sessionsv1alpha1.PhaseSuspended, wantReason: sessionsv1alpha1.ReasonSuspended,
+			wantReady: metav1.ConditionFalse,
+		},
+		{
+			name:      "invalid_grant",
+			objs:      func() []client.Object { return []client.Object{newSession(), newCreds()} },
+			tidalErr:  &tidal.Error{Op: "refresh token", Kind: tidal.GrantInvalid, Code: "invalid_grant", HTTPStatus: 400},
+			wantPhase: sessionsv1alpha1.PhaseReauthRequired, wantReason: sessionsv1alpha1.ReasonReauthRequired,
+			wantReady: metav1.ConditionFalse, wantCalls: 1, wantInMsg: "invalid_grant",
+		},
+		{
+			name:      "invalid_client",
+			objs:      func() []client.Object { return []client.Object{newSession(), newCreds()} },
+			tidalErr:  &tidal.Error{Op: "refresh token", Kind: tidal.ClientInvalid, Code: "invalid_client", HTTPStatus: 401},
+			wantPhase: sessionsv1alpha1.PhaseError, wantReason: sessionsv1alpha1.ReasonClientRejected,
+			wantReady: metav1.ConditionFalse, wantCalls: 1,
+		},
+		{
+			name:      "TIDAL outage without a valid token",
+			objs:      func() []client.Object { return []client.Object{newSession(), newCreds()} },
+			tidalErr:  &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 503},
+			wantPhase: sessionsv1alpha1.PhaseExpired, wantReason: sessionsv1alpha1.ReasonTokenExpired,
+			wantReady: metav1.ConditionFalse, wantErr: true, wantCalls: 1, wantInMsg: "HTTP 503",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.objs()...)
+			f.tidal.err = tt.tidalErr
+			_, err := f.reconcile(t)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if f.tidal.calls != tt.wantCalls {
+				t.Errorf("TIDAL called %d times, want %d", f.tidal.calls, tt.wantCalls)
+			}
+			s := f.session(t)
+			c := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady)
+			if s.Status.Phase != tt.wantPhase || c == nil || c.Reason != tt.wantReason || c.Status != tt.wantReady {
+				t.Fatalf("phase %q, Ready %+v; want %q %s %s", s.Status.Phase, c, tt.wantPhase, tt.wantReady, tt.wantReason)
+			}
+			if !strings.Contains(c.Message, tt.wantInMsg) {
+				t.Errorf("message %q does not name %q", c.Message, tt.wantInMsg)
+			}
+			evs := f.drainEvents()
+			if !containsReason(evs, tt.wantReason) {
+				t.Errorf("no %s event in %v", tt.wantReason, evs)
+			}
+			assertNoCanary(t, f, err, evs)
+		})
+	}
+}
+
+func TestUnmanagedOutputSecretIsLeftUntouched(t *testing.T) {
+	mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-token", Namespace: testNamespace},
+		Data: map[string][]byte{"mine": []byte("keep")}}
+	f := newFixture(t, newSession(), newCreds(), mine)
+	before := f.secret(t, "alice-token")
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	after := f.secret(t, "alice-token")
+	if after.ResourceVersion != before.ResourceVersion || string(after.Data["mine"]) != "keep" {
+		t.Errorf("unmanaged Secret changed")
+	}
+	if f.tidal.calls != 0 {
+		t.Errorf("refreshed although the token could not be written")
+	}
+}
+
+func TestTransientFailureKeepsValidToken(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(50 * time.Minute)
+	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 500}
+	if _, err := f.reconcile(t); err == nil {
+		t.Fatal("transient failure must be returned for backoff")
+	}
+	s := f.session(t)
+	if s.Status.Phase != sessionsv1alpha1.PhaseDegraded || s.Status.ConsecutiveFailures != 1 {
+		t.Errorf("phase %s failures %d", s.Status.Phase, s.Status.ConsecutiveFailures)
+	}
+	if string(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyAccessToken]) != canaryAccess {
+		t.Errorf("valid token removed from the output Secret during an outage")
+	}
+	f.tidal.err = nil
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.session(t); s.Status.Phase != sessionsv1alpha1.PhaseActive || s.Status.ConsecutiveFailures != 0 {
+		t.Errorf("not recovered: %s %d", s.Status.Phase, s.Status.ConsecutiveFailures)
+	}
+}
+
+func TestOutcomeOfUnknownErrorIsRetried(t *testing.T) {
+	o := outcomeOf(errors.New("boom"), true, time.Minute)
+	if !o.retry || o.phase != sessionsv1alpha1.PhaseDegraded {
+		t.Errorf("unknown error must be retried as Degraded, got %+v", o)
+	}
+}
+
+func containsReason(evs []string, reason string) bool {
+	for _, e := range evs {
+		if strings.Contains(e, " "+reason+" ") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,117 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+)
+
+// maxCredentialBytes bounds each credential value. TIDAL's refresh tokens are JWTs of well
+// under a kilobyte; anything far larger is not one.
+const maxCredentialBytes = 16 << 10
+
+// loadCredentials reads the session's credentials Secret. It reads without the cache: the
+// operator caches only the Secrets it manages, and reads others only when it needs them.
+// A missing Secret or key is a waitError: the operator cannot watch unmanaged Secrets, so it
+// looks again after RecheckInterval.
+func (r *TidalSessionReconciler) loadCredentials(ctx context.Context, session *sessionsv1alpha1.TidalSession) (tidal.Credentials, error) {
+	ref := session.Spec.CredentialsSecretRef
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: session.Namespace, Name: ref.Name}, secret)
+	if apierrors.IsNotFound(err) {
+		return tidal.Credentials{}, waitf(r.RecheckInterval, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing,
+			"credentials Secret %s not found in namespace %s; create it with the keys %s and %s",
+			ref.Name, session.Namespace, refreshTokenKey(ref), clientIDKey(ref))
+	}
+	if err != nil {
+		return tidal.Credentials{}, fmt.Errorf("failed to get credentials Secret %s: %w", ref.Name, err)
+	}
+	return credentialsFrom(secret, ref, r.RecheckInterval)
+}
+
+// credentialsFrom extracts and checks the credentials in secret. Its errors name the
+// Secret and the key, never a value.
+func credentialsFrom(secret *corev1.Secret, ref sessionsv1alpha1.CredentialsSecretReference, recheck time.Duration) (tidal.Credentials, error) {
+	get := func(key string, required bool) (string, error) {
+		raw, ok := secret.Data[key]
+		v := strings.TrimSpace(string(raw))
+		switch {
+		case (!ok || v == "") && required:
+			return "", waitf(recheck, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing,
+				"credentials Secret %s has no key %q or it is empty", secret.Name, key)
+		case len(raw) > maxCredentialBytes:
+			return "", waitf(recheck, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsInvalid,
+				"key %q of credentials Secret %s is larger than %d bytes", key, secret.Name, maxCredentialBytes)
+		case strings.ContainsAny(v, " \t\r\n"):
+			return "", waitf(recheck, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsInvalid,
+				"key %q of credentials Secret %s contains white space inside the value", key, secret.Name)
+		}
+		return v, nil
+	}
+	var creds tidal.Credentials
+	var err error
+	if creds.RefreshToken, err = get(refreshTokenKey(ref), true); err != nil {
+		return tidal.Credentials{}, err
+	}
+	if creds.ClientID, err = get(clientIDKey(ref), true); err != nil {
+		return tidal.Credentials{}, err
+	}
+	if creds.ClientSecret, err = get(clientSecretKey(ref), false); err != nil {
+		return tidal.Credentials{}, err
+	}
+	return creds, nil
+}
+
+// storeRotatedRefreshToken writes a refresh token TIDAL rotated into the credentials Secret.
+// It runs before anything else is done with TIDAL's answer: if the operator stopped after
+// using the new token but before storing it, the session would be lost. Conflicts are
+// retried on a fresh read so the new token is never dropped.
+func (r *TidalSessionReconciler) storeRotatedRefreshToken(ctx context.Context, session *sessionsv1alpha1.TidalSession, refreshToken string) error {
+	ref := session.Spec.CredentialsSecretRef
+	key := types.NamespacedName{Namespace: session.Namespace, Name: ref.Name}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		secret := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, key, secret); err != nil {
+			return err
+		}
+		if secret.Data == nil {
+			secret.Data = map[string][]byte{}
+		}
+		secret.Data[refreshTokenKey(ref)] = []byte(refreshToken)
+		return r.Update(ctx, secret)
+	})
+	if err != nil {
+		return fmt.Errorf("failed to store rotated refresh token in Secret %s: %w", ref.Name, err)
+	}
+	return nil
+}
+
+// The keys default in the CRD; these defaults also cover objects written before a default
+// existed, and the fake client in unit tests, which applies no CRD defaults.
+func refreshTokenKey(ref sessionsv1alpha1.CredentialsSecretReference) string {
+	return orDefault(ref.RefreshTokenKey, "refresh_token")
+}
+
+func clientIDKey(ref sessionsv1alpha1.CredentialsSecretReference) string {
+	return orDefault(ref.ClientIDKey, "client_id")
+}
+
+func clientSecretKey(ref sessionsv1alpha1.CredentialsSecretReference) string {
+	return orDefault(ref.ClientSecretKey, "client_secret")
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

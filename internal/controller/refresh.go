@@ -1,0 +1,119 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
+	"github.com/tidal-mcp/tidal-session-operator/internal/schedule"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+)
+
+// refreshDue decides whether the token described by st must be refreshed at now, and when
+// the next refresh falls. No usable token means a refresh now.
+func refreshDue(now time.Time, st tokenState, policy sessionsv1alpha1.RefreshPolicy) (bool, time.Time) {
+	if !st.present {
+		return true, now
+	}
+	next := schedule.NextRefresh(st.refreshedAt, st.expiresAt.Sub(st.refreshedAt), policy)
+	return !now.Before(next), next
+}
+
+// sessionInfo is what the output Secret and status say about the TIDAL session.
+type sessionInfo struct {
+	SessionID   string
+	UserID      string
+	CountryCode string
+}
+
+// refresh asks TIDAL for a new access token and writes it to the output Secret.
+// Side effects, in order: a token request to TIDAL; a rotated refresh token stored in the
+// credentials Secret; a session lookup at TIDAL; the output Secret created or updated;
+// status and Events for the success. A failure at TIDAL is returned as a tidal.Error.
+func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv1alpha1.TidalSession,
+	creds tidal.Credentials, existing *corev1.Secret) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+
+	start := time.Now()
+	tok, err := r.TIDAL.Refresh(ctx, creds)
+	metrics.RefreshDuration.Observe(time.Since(start).Seconds())
+	metrics.RefreshAttempts.WithLabelValues(refreshResult(err)).Inc()
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if tok.RefreshToken != "" {
+		if err := r.storeRotatedRefreshToken(ctx, session, tok.RefreshToken); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonTokenRotated, "Refresh",
+			"TIDAL rotated the refresh token; the new one is stored in the credentials Secret")
+	}
+
+	info := r.lookupSession(ctx, session, tok)
+	data, err := outputSecretData(tok, info)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	created, err := r.writeOutputSecret(ctx, session, existing, data, tok.ReceivedAt)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if created && existing == nil && session.Status.RefreshCount > 0 {
+		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonOutputSecretCreated, "Refresh",
+			"Output Secret was missing and has been created again")
+	}
+
+	st := tokenState{present: true, refreshedAt: truncate(tok.ReceivedAt), expiresAt: truncate(tok.ExpiresAt)}
+	_, next := refreshDue(tok.ReceivedAt, st, session.Spec.Refresh)
+	markRefreshed(session, st, next, info, r.Clock.Now())
+	r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshed, "Refresh",
+		"Refreshed the access token in the output Secret")
+	log.Info("Refreshed access token", "session", klog.KObj(session),
+		"expiresAt", st.expiresAt, "nextRefresh", next)
+	return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Second)}, nil
+}
+
+// lookupSession asks TIDAL which session the new token belongs to, for the user id,
+// country and session id. It is best effort: the token is good whatever this answers, so a
+// failure keeps what the status already knew.
+func (r *TidalSessionReconciler) lookupSession(ctx context.Context, session *sessionsv1alpha1.TidalSession, tok *tidal.Token) sessionInfo {
+	info := sessionInfo{UserID: tok.UserID, CountryCode: session.Status.CountryCode}
+	if info.UserID == "" {
+		info.UserID = session.Status.UserID
+	}
+	s, err := r.TIDAL.Session(ctx, tok.AccessToken)
+	if err != nil {
+		logf.FromContext(ctx).V(1).Info("Session lookup failed; keeping known values",
+			"session", klog.KObj(session), "error", err.Error())
+		return info
+	}
+	if s.UserID != "" {
+		info.UserID = s.UserID
+	}
+	info.CountryCode = s.CountryCode
+	info.SessionID = s.SessionID
+	return info
+}
+
+func refreshResult(err error) string {
+	if err == nil {
+		return metrics.ResultSuccess
+	}
+	switch tidal.KindOf(err) {
+	case tidal.GrantInvalid:
+		return metrics.ResultGrantInvalid
+	case tidal.ClientInvalid:
+		return metrics.ResultClientInvalid
+	default:
+		return metrics.ResultTransient
+	}
+}
+
+func truncate(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }

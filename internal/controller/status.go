@@ -1,0 +1,159 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+)
+
+// outcome is what a failed reconcile means for the session: its phase, its Ready
+// condition, and how the reconcile ends.
+type outcome struct {
+	phase   sessionsv1alpha1.Phase
+	ready   metav1.ConditionStatus
+	reason  string
+	message string
+	// requeueAfter > 0 looks again after that delay; retry returns the error so the
+	// controller's rate limiter backs off; neither waits for a change to the session.
+	requeueAfter time.Duration
+	retry        bool
+}
+
+// outcomeOf maps a reconcile error to its outcome. tokenValid says whether the output
+// Secret still holds an unexpired token, which decides between Degraded and Expired.
+func outcomeOf(err error, tokenValid bool, recheck time.Duration) outcome {
+	if w, ok := asWait(err); ok {
+		return outcome{phase: w.phase, ready: metav1.ConditionFalse, reason: w.reason, message: w.msg, requeueAfter: w.after}
+	}
+	if t, ok := asTerminal(err); ok {
+		return outcome{phase: t.phase, ready: metav1.ConditionFalse, reason: t.reason, message: t.msg}
+	}
+	switch tidal.KindOf(err) {
+	case tidal.GrantInvalid:
+		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
+			reason: sessionsv1alpha1.ReasonReauthRequired,
+			message: fmt.Sprintf("TIDAL rejected the refresh token (%v). Log in again and put the new "+
+				"refresh token in the credentials Secret", err)}
+	case tidal.ClientInvalid:
+		return outcome{phase: sessionsv1alpha1.PhaseError, ready: metav1.ConditionFalse,
+			reason: sessionsv1alpha1.ReasonClientRejected, requeueAfter: recheck,
+			message: fmt.Sprintf("TIDAL rejected the client id or secret (%v). Check the client "+
+				"credentials in the credentials Secret", err)}
+	}
+	if tokenValid {
+		return outcome{phase: sessionsv1alpha1.PhaseDegraded, ready: metav1.ConditionTrue,
+			reason: sessionsv1alpha1.ReasonRefreshRetrying, retry: true,
+			message: fmt.Sprintf("The current token is still valid; refreshing failed and is retried: %v", err)}
+	}
+	return outcome{phase: sessionsv1alpha1.PhaseExpired, ready: metav1.ConditionFalse,
+		reason: sessionsv1alpha1.ReasonTokenExpired, retry: true,
+		message: fmt.Sprintf("The access token has expired and refreshing fails; retrying: %v", err)}
+}
+
+// recordOutcome records a failed reconcile in the session's status, emits an Event when
+// the session's state changed, and turns the error into the reconcile's result.
+func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, before *sessionsv1alpha1.TidalSession,
+	result ctrl.Result, err error) (ctrl.Result, error) {
+	if err == nil {
+		r.eventOnPhaseChange(session, before)
+		return result, nil
+	}
+	now := r.Clock.Now()
+	exp := session.Status.AccessTokenExpiresAt
+	o := outcomeOf(err, exp != nil && now.Before(exp.Time), r.RecheckInterval)
+	session.Status.Phase = o.phase
+	setReady(session, o.ready, o.reason, o.message, now)
+	if _, isTIDAL := tidalError(err); isTIDAL {
+		session.Status.ConsecutiveFailures++
+	}
+
+	logf.FromContext(ctx).Info("Session not refreshed", "session", klog.KObj(session),
+		"reason", o.reason, "error", err.Error())
+	if readyReason(before) != o.reason || before.Status.Phase != o.phase {
+		r.event(session, corev1.EventTypeWarning, o.reason, "Reconcile", o.message)
+	}
+	switch {
+	case o.retry:
+		return ctrl.Result{}, err
+	case o.requeueAfter > 0:
+		return ctrl.Result{RequeueAfter: o.requeueAfter}, nil
+	default:
+		// Terminal: nothing changes until the session does, which triggers a reconcile.
+		return ctrl.Result{}, nil
+	}
+}
+
+func tidalError(err error) (*tidal.Error, bool) {
+	var te *tidal.Error
+	ok := errors.As(err, &te)
+	return te, ok
+}
+
+// markTokenValid records that the output Secret holds a token that is not yet due.
+func markTokenValid(session *sessionsv1alpha1.TidalSession, st tokenState, next time.Time, now time.Time) {
+	session.Status.Phase = sessionsv1alpha1.PhaseActive
+	session.Status.AccessTokenExpiresAt = timePtr(st.expiresAt)
+	session.Status.LastRefreshTime = timePtr(st.refreshedAt)
+	session.Status.NextRefreshTime = timePtr(next)
+	session.Status.OutputSecretName = session.Spec.OutputSecret.Name
+	setReady(session, metav1.ConditionTrue, sessionsv1alpha1.ReasonTokenValid,
+		"The output Secret holds a valid access token", now)
+}
+
+// markRefreshed records a successful refresh.
+func markRefreshed(session *sessionsv1alpha1.TidalSession, st tokenState, next time.Time, info sessionInfo, now time.Time) {
+	markTokenValid(session, st, next, now)
+	session.Status.RefreshCount++
+	session.Status.ConsecutiveFailures = 0
+	session.Status.UserID = info.UserID
+	session.Status.CountryCode = info.CountryCode
+}
+
+func setReady(session *sessionsv1alpha1.TidalSession, status metav1.ConditionStatus, reason, message string, now time.Time) {
+	meta.SetStatusCondition(&session.Status.Conditions, metav1.Condition{
+		Type:               sessionsv1alpha1.ConditionReady,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: session.Generation,
+		LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
+	})
+}
+
+func readyReason(session *sessionsv1alpha1.TidalSession) string {
+	if c := meta.FindStatusCondition(session.Status.Conditions, sessionsv1alpha1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+// eventOnPhaseChange tells people when a session recovers into Active.
+func (r *TidalSessionReconciler) eventOnPhaseChange(session, before *sessionsv1alpha1.TidalSession) {
+	if before.Status.Phase != session.Status.Phase && session.Status.Phase == sessionsv1alpha1.PhaseActive &&
+		before.Status.Phase != "" && before.Status.Phase != sessionsv1alpha1.PhasePending {
+		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonTokenValid, "Reconcile",
+			"Session is active again")
+	}
+}
+
+// event emits an Event about the session. note is a fixed or formatted text of ours; it
+// never holds a token.
+func (r *TidalSessionReconciler) event(session *sessionsv1alpha1.TidalSession, eventType, reason, action, note string) {
+	r.Recorder.Eventf(session, nil, eventType, reason, action, "%s", note)
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}

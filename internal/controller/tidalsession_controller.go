@@ -1,0 +1,123 @@
+// Package controller holds the TidalSession reconciler.
+package controller
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+)
+
+// TIDAL is what the reconciler needs of TIDAL; *tidal.Client implements it.
+type TIDAL interface {
+	Refresh(ctx context.Context, creds tidal.Credentials) (*tidal.Token, error)
+	Session(ctx context.Context, accessToken string) (*tidal.SessionInfo, error)
+}
+
+// TidalSessionReconciler keeps each TidalSession's access token fresh in its output Secret.
+type TidalSessionReconciler struct {
+	client.Client
+	// APIReader reads without the cache: the cache holds only managed Secrets.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	TIDAL     TIDAL
+	// RecheckInterval is how long a session waits for a change the operator cannot watch,
+	// such as a credentials Secret appearing.
+	RecheckInterval time.Duration
+}
+
+// +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one TidalSession's output Secret and status up to date. Status is
+// written once, at the end, from whatever the steps recorded.
+func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	session := &sessionsv1alpha1.TidalSession{}
+	if err := r.Get(ctx, req.NamespacedName, session); err != nil {
+		// Gone: the output Secret's owner reference lets the garbage collector remove it.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := session.DeepCopy()
+
+	result, err := r.reconcileSession(ctx, session)
+	result, err = r.recordOutcome(ctx, session, before, result, err)
+
+	if perr := r.patchStatus(ctx, before, session); perr != nil {
+		return ctrl.Result{}, errors.Join(err, perr)
+	}
+	return result, err
+}
+
+// reconcileSession runs the steps of one reconcile. It records success in the status
+// itself; failures are returned for recordOutcome to record.
+func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *sessionsv1alpha1.TidalSession) (ctrl.Result, error) {
+	session.Status.ObservedGeneration = session.Generation
+	if session.Spec.Suspend {
+		return ctrl.Result{}, terminalf(sessionsv1alpha1.PhaseSuspended, sessionsv1alpha1.ReasonSuspended,
+			"spec.suspend is true: the token is not refreshed; set it to false to resume")
+	}
+	if err := validateSpec(session); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	creds, err := r.loadCredentials(ctx, session)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	session.Status.ClientID = creds.ClientID
+
+	existing, err := r.getOutputSecret(ctx, session)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	now := r.Clock.Now()
+	due, next := refreshDue(now, tokenStateOf(existing), session.Spec.Refresh)
+	if !due {
+		markTokenValid(session, tokenStateOf(existing), next, now)
+		return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
+	}
+	return r.refresh(ctx, session, creds, existing)
+}
+
+// SetupWithManager registers the reconciler. It watches TidalSessions and the Secrets they
+// own; the manager's cache is limited to managed Secrets (see cmd/manager).
+func (r *TidalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&sessionsv1alpha1.TidalSession{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Named("tidalsession").
+		Complete(r)
+}
+
+// patchStatus writes the status through the status subresource when it changed, and only
+// then: a reconcile that changed nothing makes no write.
+func (r *TidalSessionReconciler) patchStatus(ctx context.Context, before, session *sessionsv1alpha1.TidalSession) error {
+	if equality.Semantic.DeepEqual(before.Status, session.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, session, client.MergeFrom(before)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	logf.FromContext(ctx).V(2).Info("Status updated", "session", klog.KObj(session), "phase", session.Status.Phase)
+	return nil
+}

@@ -1,0 +1,58 @@
+package schedule
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+)
+
+func TestLead(t *testing.T) {
+	before := func(d time.Duration) sessionsv1alpha1.RefreshPolicy {
+		return sessionsv1alpha1.RefreshPolicy{BeforeExpiry: &metav1.Duration{Duration: d}}
+	}
+	percent := func(p int32) sessionsv1alpha1.RefreshPolicy {
+		return sessionsv1alpha1.RefreshPolicy{BeforeExpiryPercent: ptr.To(p)}
+	}
+	tests := []struct {
+		name     string
+		lifetime time.Duration
+		policy   sessionsv1alpha1.RefreshPolicy
+		want     time.Duration
+	}{
+		{"default is a quarter of 4h", 4 * time.Hour, sessionsv1alpha1.RefreshPolicy{}, time.Hour},
+		{"default is a quarter of 7d", 7 * 24 * time.Hour, sessionsv1alpha1.RefreshPolicy{}, 42 * time.Hour},
+		{"duration as asked", 4 * time.Hour, before(30 * time.Minute), 30 * time.Minute},
+		{"percent as asked", 24 * time.Hour, percent(10), 144 * time.Minute},
+		{"duration below floor is raised", 4 * time.Hour, before(10 * time.Second), PropagationFloor},
+		{"percent below floor is raised", time.Hour, percent(1), PropagationFloor},
+		{"duration above half the lifetime is cut", 4 * time.Hour, before(3 * time.Hour), 2 * time.Hour},
+		{"60s token: floor exceeds lifetime, half it is", time.Minute, sessionsv1alpha1.RefreshPolicy{}, 30 * time.Second},
+		{"6m token: floor wins over a quarter", 6 * time.Minute, sessionsv1alpha1.RefreshPolicy{}, PropagationFloor},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Lead(tt.lifetime, tt.policy); got != tt.want {
+				t.Errorf("Lead(%v) = %v, want %v", tt.lifetime, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNextRefresh(t *testing.T) {
+	received := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	got := NextRefresh(received, 4*time.Hour, sessionsv1alpha1.RefreshPolicy{})
+	if want := received.Add(3 * time.Hour); !got.Equal(want) {
+		t.Errorf("NextRefresh = %v, want %v", got, want)
+	}
+	// Whatever the policy, the refresh falls strictly before expiry and after arrival.
+	for _, lifetime := range []time.Duration{time.Second, time.Minute, time.Hour, 7 * 24 * time.Hour} {
+		next := NextRefresh(received, lifetime, sessionsv1alpha1.RefreshPolicy{})
+		if !next.After(received) || !next.Before(received.Add(lifetime)) {
+			t.Errorf("lifetime %v: next refresh %v outside (%v, %v)", lifetime, next, received, received.Add(lifetime))
+		}
+	}
+}

@@ -1,0 +1,300 @@
+// Package tidal is the operator's client of TIDAL's OAuth and session endpoints.
+//
+// Endpoints come from the operator's own configuration, never from a TidalSession, so a
+// namespace user cannot aim the operator (and a refresh token) at a server of their choice.
+// Nothing this package returns or logs carries a token, a client secret or a response body,
+// except the Token values that are the point of a call.
+package tidal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"k8s.io/utils/clock"
+)
+
+// Default base URLs of TIDAL's hosts.
+const (
+	DefaultAuthBaseURL = "https://auth.tidal.com/v1/oauth2/"
+	DefaultAPIBaseURL  = "https://api.tidal.com/v1/"
+)
+
+// maxBodyBytes bounds what the client reads of any answer: TIDAL's are a few hundred bytes.
+const maxBodyBytes = 1 << 20
+
+// Endpoints are the base URLs of TIDAL's hosts, each ending in a slash.
+type Endpoints struct {
+	// AuthBaseURL is the OAuth base, e.g. https://auth.tidal.com/v1/oauth2/.
+	AuthBaseURL string
+	// APIBaseURL is the v1 API base, e.g. https://api.tidal.com/v1/.
+	APIBaseURL string
+}
+
+// Validate checks that both base URLs are absolute http(s) URLs.
+func (e Endpoints) Validate() error {
+	for name, raw := range map[string]string{"auth": e.AuthBaseURL, "api": e.APIBaseURL} {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("TIDAL %s base URL %q is not an absolute http(s) URL", name, raw)
+		}
+	}
+	return nil
+}
+
+// Client talks to TIDAL. It is safe for concurrent use.
+type Client struct {
+	endpoints Endpoints
+	http      *http.Client
+	clock     clock.PassiveClock
+}
+
+// NewClient returns a Client for the given endpoints. A nil httpClient gets one with a
+// 15-second timeout; a nil clock is the real clock.
+func NewClient(endpoints Endpoints, httpClient *http.Client, clk clock.PassiveClock) *Client {
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	endpoints.AuthBaseURL = withSlash(endpoints.AuthBaseURL)
+	endpoints.APIBaseURL = withSlash(endpoints.APIBaseURL)
+	return &Client{endpoints: endpoints, http: httpClient, clock: clk}
+}
+
+// Credentials are what a refresh needs. ClientSecret is empty for public clients.
+type Credentials struct {
+	ClientID     string
+	ClientSecret string
+	RefreshToken string
+}
+
+// Token is TIDAL's answer to a successful refresh.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	// RefreshToken is non-empty only when TIDAL rotated the refresh token: the caller must
+	// store it before doing anything else.
+	RefreshToken string
+	// ReceivedAt is when the answer arrived, by the operator's clock.
+	ReceivedAt time.Time
+	// Lifetime is TIDAL's expires_in.
+	Lifetime time.Duration
+	// ExpiresAt is ReceivedAt plus Lifetime: computed from the moment the answer arrived,
+	// not from TIDAL's clock, which may be skewed against ours.
+	ExpiresAt time.Time
+	// ServerDate is the answer's Date header, zero when absent; for skew checks.
+	ServerDate time.Time
+	UserID     string
+	ClientName string
+	Scope      string
+}
+
+// Refresh exchanges a refresh token for a new access token.
+func (c *Client) Refresh(ctx context.Context, creds Credentials) (*Token, error) {
+	const op = "refresh token"
+	if creds.ClientID == "" || creds.RefreshToken == "" {
+		return nil, &Error{Op: op, Kind: GrantInvalid, Cause: "client id or refresh token is empty"}
+	}
+	conf := oauth2.Config{
+		ClientID:     creds.ClientID,
+		ClientSecret: creds.ClientSecret,
+		Endpoint: oauth2.Endpoint{
+			TokenURL:  c.endpoints.AuthBaseURL + "token",
+			AuthStyle: oauth2.AuthStyleInParams,
+		},
+	}
+	obs := &observation{}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.observingClient(obs))
+	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: creds.RefreshToken}).Token()
+	if err != nil {
+		return nil, tokenError(op, err, obs)
+	}
+
+	lifetime := time.Duration(tok.ExpiresIn) * time.Second
+	if tok.ExpiresIn <= 0 {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
+			Cause: "answer has no positive expires_in"}
+	}
+	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "Bearer") {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
+			Cause: "answer has a token_type other than Bearer"}
+	}
+	out := &Token{
+		AccessToken: tok.AccessToken,
+		TokenType:   "Bearer",
+		ReceivedAt:  obs.receivedAt,
+		Lifetime:    lifetime,
+		ExpiresAt:   obs.receivedAt.Add(lifetime),
+		ServerDate:  obs.serverDate,
+		UserID:      extraString(tok.Extra("user_id")),
+		ClientName:  extraString(tok.Extra("clientName")),
+		Scope:       extraString(tok.Extra("scope")),
+	}
+	// oauth2 puts the old refresh token back when the answer has none; only a different
+	// value is a rotation.
+	if tok.RefreshToken != "" && tok.RefreshToken != creds.RefreshToken {
+		out.RefreshToken = tok.RefreshToken
+	}
+	return out, nil
+}
+
+// SessionInfo is TIDAL's description of the session behind an access token.
+type SessionInfo struct {
+	SessionID   string
+	UserID      string
+	CountryCode string
+	ClientID    string
+	ClientName  string
+}
+
+// Session asks TIDAL which session an access token belongs to (GET /sessions), the check
+// TIDAL's own clients use to validate a stored session.
+func (c *Client) Session(ctx context.Context, accessToken string) (*SessionInfo, error) {
+	const op = "get session"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoints.APIBaseURL+"sessions", nil)
+	if err != nil {
+		return nil, &Error{Op: op, Kind: Transient, Cause: "cannot build request"}
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, &Error{Op: op, Kind: Transient, Cause: transportCause(err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil || len(body) > maxBodyBytes {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode,
+			Cause: "answer could not be read within the size limit"}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, apiError(op, resp, body)
+	}
+	var s struct {
+		SessionID   string      `json:"sessionId"`
+		UserID      json.Number `json:"userId"`
+		CountryCode string      `json:"countryCode"`
+		Client      struct {
+			ID   json.Number `json:"id"`
+			Name string      `json:"name"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil || s.UserID == "" {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode,
+			Cause: "answer is not a session object"}
+	}
+	return &SessionInfo{SessionID: s.SessionID, UserID: s.UserID.String(),
+		CountryCode: s.CountryCode, ClientID: s.Client.ID.String(), ClientName: s.Client.Name}, nil
+}
+
+// apiError classifies an error answer of the v1 API, whose body has the shape
+// {"status":401,"subStatus":11003,"userMessage":"..."}.
+func apiError(op string, resp *http.Response, body []byte) error {
+	var e struct {
+		SubStatus   int    `json:"subStatus"`
+		UserMessage string `json:"userMessage"`
+	}
+	_ = json.Unmarshal(body, &e)
+	kind := Transient
+	switch {
+	case isRevocation(e.UserMessage):
+		kind = GrantInvalid
+	case resp.StatusCode == http.StatusNotFound && e.SubStatus == 6001:
+		// TIDAL no longer knows the session.
+		kind = GrantInvalid
+	}
+	return &Error{Op: op, Kind: kind, HTTPStatus: resp.StatusCode, SubStatus: e.SubStatus,
+		RetryAfter: retryAfter(resp.Header, time.Now())}
+}
+
+// tokenError turns what oauth2 returned into an Error, dropping the response body that
+// oauth2's RetrieveError carries and prints.
+func tokenError(op string, err error, obs *observation) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		out := &Error{Op: op, Code: safeCode(re.ErrorCode), Kind: classifyToken(re.ErrorCode, isRevocation(re.ErrorDescription))}
+		if re.Response != nil {
+			out.HTTPStatus = re.Response.StatusCode
+			out.RetryAfter = retryAfter(re.Response.Header, obs.receivedAt)
+		}
+		out.SubStatus = subStatus(re.Body)
+		if re.ErrorCode == "" {
+			out.Cause = "answer is not a TIDAL error object"
+		}
+		return out
+	}
+	if obs.status != 0 {
+		// A response arrived but oauth2 could not use it: not JSON, or no access_token.
+		return &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
+			Cause: "answer could not be read as a token"}
+	}
+	return &Error{Op: op, Kind: Transient, Cause: transportCause(err)}
+}
+
+func subStatus(body []byte) int {
+	var e struct {
+		SubStatus int `json:"sub_status"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.SubStatus
+}
+
+// transportCause names a transport failure without quoting it: url.Error messages carry
+// the URL, and wrapped errors may carry more.
+func transportCause(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	default:
+		return "connection failed"
+	}
+}
+
+// retryAfter reads a Retry-After header in seconds or as an HTTP date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func extraString(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case json.Number:
+		return t.String()
+	default:
+		return ""
+	}
+}
+
+func withSlash(s string) string {
+	if s == "" || strings.HasSuffix(s, "/") {
+		return s
+	}
+	return s + "/"
+}
