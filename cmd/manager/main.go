@@ -11,15 +11,11 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -86,7 +82,7 @@ func run(o options) error {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   cacheOptions(o.watchNamespaces),
+		Cache:                   controller.CacheOptions(splitList(o.watchNamespaces)),
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
@@ -123,26 +119,6 @@ func run(o options) error {
 	setupLog.Info("Starting operator", "tidalAuthURL", o.authURL, "tidalAPIURL", o.apiURL,
 		"watchNamespaces", o.watchNamespaces, "leaderElect", o.leaderElect)
 	return mgr.Start(ctrl.SetupSignalHandler())
-}
-
-// cacheOptions limits what the operator caches. Clusters hold tens of thousands of Secrets;
-// the operator caches only those it manages, found by label, and reads a session's
-// credentials Secret directly when it needs it.
-func cacheOptions(watchNamespaces string) cache.Options {
-	opts := cache.Options{
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
-				sessionsv1alpha1.ManagedByLabel: sessionsv1alpha1.ManagedByValue,
-			})},
-		},
-	}
-	if ns := splitList(watchNamespaces); len(ns) > 0 {
-		opts.DefaultNamespaces = map[string]cache.Config{}
-		for _, n := range ns {
-			opts.DefaultNamespaces[n] = cache.Config{}
-		}
-	}
-	return opts
 }
 
 func metricsOptions(o options) metricsserver.Options {
