@@ -150,20 +150,22 @@ type TidalSessionStatus struct {
 	OutputSecretName string `json:"outputSecretName,omitempty"`
 }
 
-// TidalSession is one user's TIDAL OAuth session, kept fresh by the operator.
-//
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ts;tidal,categories=tidal
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.status.userID`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.accessTokenExpiresAt`
-// +kubebuilder:printcolumn:name="Next Refresh",type=date,JSONPath=`.status.nextRefreshTime`,priority=1
+// Expiry and next refresh are future times: kubectl prints a date column as an age, and a
+// future one as "<invalid>", so they are shown as RFC 3339 strings instead.
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.accessTokenExpiresAt`
+// +kubebuilder:printcolumn:name="Next Refresh",type=string,JSONPath=`.status.nextRefreshTime`,priority=1
 // +kubebuilder:printcolumn:name="Refreshes",type=integer,JSONPath=`.status.refreshCount`,priority=1
 // +kubebuilder:printcolumn:name="Country",type=string,JSONPath=`.status.countryCode`,priority=1
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.outputSecret.name`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// TidalSession is one user's TIDAL OAuth session, kept fresh by the operator.
 type TidalSession struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

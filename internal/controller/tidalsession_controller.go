@@ -43,7 +43,7 @@ type TidalSessionReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions,verbs=get;list;watch
-// +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
