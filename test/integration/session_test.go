@@ -1,0 +1,195 @@
+package integration
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+)
+
+var _ = Describe("TidalSession", func() {
+	ctx := context.Background()
+
+	It("becomes Ready after kubectl apply, with a Secret whose token TIDAL accepts", func() {
+		ns := newNamespace()
+		rt := issueGrant(longClient, 5550001, "NO")
+		_, err := kubectl(credentialsSecretYAML(ns, "alice-creds", longClient, rt)+"---\n"+
+			sessionYAML(ns, "alice", "alice-creds", "alice-token"), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+
+		start := time.Now()
+		_, err = kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsession/alice", "--timeout=30s")
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("session Ready %v after kubectl apply\n", time.Since(start).Round(time.Millisecond))
+
+		secret, err := getSecret(ns, "alice-token")
+		Expect(err).NotTo(HaveOccurred())
+		for _, k := range []string{sessionsv1alpha1.KeyAccessToken, sessionsv1alpha1.KeyTokenType, sessionsv1alpha1.KeyExpiresAt,
+			sessionsv1alpha1.KeyUserID, sessionsv1alpha1.KeyCountryCode, sessionsv1alpha1.KeySessionFile} {
+			Expect(secret.Data).To(HaveKey(k))
+		}
+		Expect(secret.Data).NotTo(HaveKey("refresh_token"))
+		Expect(string(secret.Data[sessionsv1alpha1.KeyUserID])).To(Equal("5550001"))
+		Expect(string(secret.Data[sessionsv1alpha1.KeyCountryCode])).To(Equal("NO"))
+
+		info, err := tidalAPI.Session(ctx, string(secret.Data[sessionsv1alpha1.KeyAccessToken]))
+		Expect(err).NotTo(HaveOccurred(), "TIDAL must accept the token in the output Secret")
+		Expect(info.UserID).To(Equal("5550001"))
+
+		s := getSession(ns, "alice")
+		Expect(s.Status.Phase).To(Equal(sessionsv1alpha1.PhaseActive))
+		Expect(s.Status.ObservedGeneration).To(Equal(s.Generation))
+		Expect(s.Status.UserID).To(Equal("5550001"))
+		Expect(s.Status.AccessTokenExpiresAt.Time).To(BeTemporally("~", time.Now().Add(time.Hour), 10*time.Second))
+
+		out, err := kubectl("", "-n", ns, "get", "tidalsessions", "-o", "wide")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(And(ContainSubstring("PHASE"), ContainSubstring("Active"), ContainSubstring("5550001"),
+			ContainSubstring("NEXT REFRESH"), ContainSubstring("alice-token")))
+		_, err = kubectl("", "-n", ns, "get", "ts", "alice")
+		Expect(err).NotTo(HaveOccurred(), "the short name works")
+	})
+
+	It("refreshes 60-second tokens before they expire, and a reader never sees an expired one", func() {
+		ns := newNamespace()
+		rt := issueGrant(shortClient, 5550002, "DE")
+		_, err := kubectl(credentialsSecretYAML(ns, "bob-creds", shortClient, rt)+"---\n"+
+			sessionYAML(ns, "bob", "bob-creds", "bob-token"), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(readyCondition(ns, "bob"), 30*time.Second, 200*time.Millisecond).Should(
+			HaveField("Status", metav1.ConditionTrue))
+
+		// A consumer polls the Secret as a mounted volume would show it, and checks each token
+		// it reads against the expiry the Secret states and against TIDAL itself.
+		var polls, rejected, expired atomic.Int32
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer GinkgoRecover()
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+				secret, err := getSecret(ns, "bob-token")
+				if err != nil {
+					continue
+				}
+				polls.Add(1)
+				exp, perr := time.Parse(time.RFC3339, string(secret.Data[sessionsv1alpha1.KeyExpiresAt]))
+				if perr != nil || !time.Now().Before(exp) {
+					expired.Add(1)
+				}
+				if _, err := tidalAPI.Session(ctx, string(secret.Data[sessionsv1alpha1.KeyAccessToken])); err != nil {
+					rejected.Add(1)
+				}
+			}
+		}()
+
+		first := getSession(ns, "bob").Status.RefreshCount
+		var lastExpiry time.Time
+		for i := 1; i <= 3; i++ {
+			Eventually(func() int64 { return getSession(ns, "bob").Status.RefreshCount }, 45*time.Second, 250*time.Millisecond).
+				Should(BeNumerically(">=", first+int64(i)))
+			s := getSession(ns, "bob")
+			GinkgoWriter.Printf("refresh %d at %s, expiry %s\n", i, s.Status.LastRefreshTime.UTC().Format(time.RFC3339),
+				s.Status.AccessTokenExpiresAt.UTC().Format(time.RFC3339))
+			if !lastExpiry.IsZero() {
+				Expect(s.Status.LastRefreshTime.Time.Before(lastExpiry)).To(BeTrue(), "refresh %d came after the previous token expired", i)
+			}
+			lastExpiry = s.Status.AccessTokenExpiresAt.Time
+		}
+		close(stop)
+		wg.Wait()
+		GinkgoWriter.Printf("reader polled %d times: %d expired, %d rejected by TIDAL\n", polls.Load(), expired.Load(), rejected.Load())
+		Expect(polls.Load()).To(BeNumerically(">", 60))
+		Expect(expired.Load()).To(BeZero())
+		Expect(rejected.Load()).To(BeZero())
+	})
+
+	It("re-creates a deleted output Secret", func() {
+		ns := newNamespace()
+		rt := issueGrant(longClient, 5550003, "SE")
+		_, err := kubectl(credentialsSecretYAML(ns, "carol-creds", longClient, rt)+"---\n"+
+			sessionYAML(ns, "carol", "carol-creds", "carol-token"), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() error { _, err := getSecret(ns, "carol-token"); return err }, 30*time.Second).Should(Succeed())
+		old, _ := getSecret(ns, "carol-token")
+
+		_, err = kubectl("", "-n", ns, "delete", "secret", "carol-token")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() types.UID {
+			s, err := getSecret(ns, "carol-token")
+			if err != nil {
+				return ""
+			}
+			return s.UID
+		}, 30*time.Second, 200*time.Millisecond).ShouldNot(Or(BeEmpty(), Equal(old.UID)))
+		Eventually(readyCondition(ns, "carol"), 10*time.Second).Should(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	It("reports a missing credentials Secret and recovers when it appears", func() {
+		ns := newNamespace()
+		_, err := kubectl(sessionYAML(ns, "dave", "dave-creds", "dave-token"), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(readyCondition(ns, "dave"), 30*time.Second, 200*time.Millisecond).Should(And(
+			HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", sessionsv1alpha1.ReasonCredentialsMissing),
+			HaveField("Message", ContainSubstring("dave-creds"))))
+		out, err := kubectl("", "-n", ns, "describe", "tidalsession", "dave")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring(sessionsv1alpha1.ReasonCredentialsMissing))
+
+		rt := issueGrant(longClient, 5550004, "FI")
+		_, err = kubectl(credentialsSecretYAML(ns, "dave-creds", longClient, rt), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(readyCondition(ns, "dave"), 30*time.Second, 200*time.Millisecond).Should(
+			HaveField("Status", metav1.ConditionTrue))
+		Expect(getSession(ns, "dave").Status.Phase).To(Equal(sessionsv1alpha1.PhaseActive))
+	})
+
+	It("leaves a pre-existing unmanaged Secret of the output name untouched", func() {
+		ns := newNamespace()
+		mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "erin-token", Namespace: ns},
+			StringData: map[string]string{"note": "not yours"}}
+		Expect(k8s.Create(ctx, mine)).To(Succeed())
+		before, err := getSecret(ns, "erin-token")
+		Expect(err).NotTo(HaveOccurred())
+
+		rt := issueGrant(longClient, 5550005, "DK")
+		_, err = kubectl(credentialsSecretYAML(ns, "erin-creds", longClient, rt)+"---\n"+
+			sessionYAML(ns, "erin", "erin-creds", "erin-token"), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(readyCondition(ns, "erin"), 30*time.Second, 200*time.Millisecond).Should(And(
+			HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", sessionsv1alpha1.ReasonOutputSecretConflict)))
+		Consistently(func() string {
+			s, _ := getSecret(ns, "erin-token")
+			return s.ResourceVersion
+		}, 3*time.Second, 500*time.Millisecond).Should(Equal(before.ResourceVersion))
+		after, _ := getSecret(ns, "erin-token")
+		Expect(after.Data).To(Equal(before.Data))
+		Expect(after.OwnerReferences).To(BeEmpty())
+	})
+
+	It("rejects a spec whose output Secret is its credentials Secret", func() {
+		ns := newNamespace()
+		out, err := kubectl(sessionYAML(ns, "frank", "same", "same"), "apply", "-f", "-")
+		Expect(err).To(HaveOccurred())
+		Expect(out).To(ContainSubstring("outputSecret.name must differ"))
+		Expect(apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "frank"},
+			&sessionsv1alpha1.TidalSession{}))).To(BeTrue())
+	})
+})

@@ -1,0 +1,155 @@
+// Package integration runs the operator against a real kube-apiserver and etcd (envtest,
+// binaries built by hack/tools.sh), the real kubectl, and the project's TIDAL-compatible
+// server.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
+)
+
+// Canary values: a search of logs, Events, status and metrics for them must find nothing.
+const (
+	canaryClientSecret = "CANARY-CLIENT-SECRET-4d8e1f"
+	// shortClient issues 60-second tokens, longClient one-hour tokens.
+	shortClient = "it-short"
+	longClient  = "it-long"
+)
+
+var (
+	testEnv   *envtest.Environment
+	k8s       client.Client
+	tidalSrv  *tidalserver.Server
+	tidalHTTP *httptest.Server
+	tidalAPI  *tidal.Client
+	logs      syncBuffer
+	cancelMgr context.CancelFunc
+	mgrDone   chan struct{}
+)
+
+// syncBuffer collects the operator's log output for the leak search.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestIntegration(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Integration suite")
+}
+
+var _ = BeforeSuite(func() {
+	level := zapcore.Level(-2)
+	logf.SetLogger(zap.New(zap.WriteTo(&logs), zap.Level(level)))
+
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join("..", "..", "bin", "k8s")
+	}
+	Expect(filepath.Join(assets, "kube-apiserver")).To(BeAnExistingFile(),
+		"control-plane binaries missing: run hack/tools.sh (make test does)")
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+
+	scheme := runtime.NewScheme()
+	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+	Expect(sessionsv1alpha1.AddToScheme(scheme)).To(Succeed())
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	tidalSrv = tidalserver.New(tidalserver.Config{
+		AccessTokenLifetime: time.Hour,
+		Clients: []tidalserver.Client{
+			{ID: shortClient, Secret: canaryClientSecret, Name: "Integration short", AccessTokenLifetime: time.Minute},
+			{ID: longClient, Secret: canaryClientSecret, Name: "Integration long"},
+		},
+	})
+	tidalHTTP = httptest.NewServer(tidalSrv)
+	endpoints := tidal.Endpoints{AuthBaseURL: tidalHTTP.URL + "/v1/oauth2/", APIBaseURL: tidalHTTP.URL + "/v1/"}
+	tidalAPI = tidal.NewClient(endpoints, nil, nil)
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  controller.CacheOptions(nil),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect((&controller.TidalSessionReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Scheme:          mgr.GetScheme(),
+		Recorder:        mgr.GetEventRecorder("tidal-session-operator"),
+		Clock:           clock.RealClock{},
+		TIDAL:           tidal.NewClient(endpoints, nil, clock.RealClock{}),
+		RecheckInterval: 2 * time.Second,
+	}).SetupWithManager(mgr)).To(Succeed())
+
+	var ctx context.Context
+	ctx, cancelMgr = context.WithCancel(context.Background())
+	mgrDone = make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(mgrDone)
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+})
+
+var _ = AfterSuite(func() {
+	// The leak search runs last, over everything the specs produced.
+	if !CurrentSpecReport().Failed() && k8s != nil {
+		By("searching logs, Events, status and metrics for every token and secret handed out")
+		expectNoLeaks()
+	}
+	if cancelMgr != nil {
+		cancelMgr()
+		<-mgrDone
+	}
+	if tidalHTTP != nil {
+		tidalHTTP.Close()
+	}
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
