@@ -99,7 +99,7 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *
 }
 
 // SetupWithManager registers the reconciler. It watches TidalSessions and the Secrets they
-// own; the manager's cache is limited to managed Secrets (see cmd/manager).
+// own; the manager's cache is limited to managed Secrets (see CacheOptions).
 func (r *TidalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&sessionsv1alpha1.TidalSession{}, builder.WithPredicates(predicate.Or(

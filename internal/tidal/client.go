@@ -32,6 +32,11 @@ const (
 // maxBodyBytes bounds what the client reads of any answer: TIDAL's are a few hundred bytes.
 const maxBodyBytes = 1 << 20
 
+// maxRetryAfter bounds a server's Retry-After. The header is the server's word, not ours: a
+// wait longer than this would outlive the access token, and a number of seconds beyond what
+// a time.Duration holds would overflow into a negative wait.
+const maxRetryAfter = time.Hour
+
 // Endpoints are the base URLs of TIDAL's hosts, each ending in a slash.
 type Endpoints struct {
 	// AuthBaseURL is the OAuth base, e.g. https://auth.tidal.com/v1/oauth2/.
@@ -59,17 +64,23 @@ type Client struct {
 }
 
 // NewClient returns a Client for the given endpoints. A nil httpClient gets one with a
-// 15-second timeout; a nil clock is the real clock.
+// 15-second timeout; a nil clock is the real clock. The Client uses a copy of httpClient
+// that follows no redirects.
 func NewClient(endpoints Endpoints, httpClient *http.Client, clk clock.PassiveClock) *Client {
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 15 * time.Second}
 	}
+	hc := *httpClient
+	// TIDAL's endpoints do not redirect. Following a 307 or 308 would post the refresh token
+	// and client secret again to wherever the Location points, so a redirect is an answer
+	// like any other failure.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
 	endpoints.AuthBaseURL = withSlash(endpoints.AuthBaseURL)
 	endpoints.APIBaseURL = withSlash(endpoints.APIBaseURL)
-	return &Client{endpoints: endpoints, http: httpClient, clock: clk}
+	return &Client{endpoints: endpoints, http: &hc, clock: clk}
 }
 
 // Credentials are what a refresh needs. ClientSecret is empty for public clients.
@@ -172,6 +183,7 @@ func (c *Client) Session(ctx context.Context, accessToken string) (*SessionInfo,
 	if err != nil {
 		return nil, &Error{Op: op, Kind: Transient, Cause: transportCause(err)}
 	}
+	receivedAt := c.clock.Now()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil || len(body) > maxBodyBytes {
@@ -179,7 +191,7 @@ func (c *Client) Session(ctx context.Context, accessToken string) (*SessionInfo,
 			Cause: "answer could not be read within the size limit"}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(op, resp, body)
+		return nil, apiError(op, resp, body, receivedAt)
 	}
 	var s struct {
 		SessionID   string      `json:"sessionId"`
@@ -199,8 +211,9 @@ func (c *Client) Session(ctx context.Context, accessToken string) (*SessionInfo,
 }
 
 // apiError classifies an error answer of the v1 API, whose body has the shape
-// {"status":401,"subStatus":11003,"userMessage":"..."}.
-func apiError(op string, resp *http.Response, body []byte) error {
+// {"status":401,"subStatus":11003,"userMessage":"..."}. receivedAt is when it arrived, by the
+// client's clock, against which a Retry-After date is read.
+func apiError(op string, resp *http.Response, body []byte, receivedAt time.Time) error {
 	var e struct {
 		SubStatus   int    `json:"subStatus"`
 		UserMessage string `json:"userMessage"`
@@ -213,9 +226,12 @@ func apiError(op string, resp *http.Response, body []byte) error {
 	case resp.StatusCode == http.StatusNotFound && e.SubStatus == 6001:
 		// TIDAL no longer knows the session.
 		kind = GrantInvalid
+	case resp.StatusCode < 500 && e.SubStatus == 8003:
+		// "Client not found": TIDAL revoked the client id, the API host's invalid_client.
+		kind = ClientInvalid
 	}
 	return &Error{Op: op, Kind: kind, HTTPStatus: resp.StatusCode, SubStatus: e.SubStatus,
-		RetryAfter: retryAfter(resp.Header, time.Now())}
+		RetryAfter: retryAfter(resp.Header, receivedAt)}
 }
 
 // tokenError turns what oauth2 returned into an Error, dropping the response body that
@@ -223,13 +239,20 @@ func apiError(op string, resp *http.Response, body []byte) error {
 func tokenError(op string, err error, obs *observation) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		out := &Error{Op: op, Code: safeCode(re.ErrorCode), Kind: classifyToken(re.ErrorCode, isRevocation(re.ErrorDescription))}
+		body := parseTokenError(re.Body)
+		code, description := re.ErrorCode, re.ErrorDescription
+		if code == "" {
+			// oauth2 reads the body by its Content-Type and finds nothing in JSON labelled
+			// text/plain; the JSON error field decides whatever the label says.
+			code, description = body.Error, body.Description
+		}
+		out := &Error{Op: op, Code: safeCode(code), Kind: classifyToken(code, isRevocation(description)),
+			SubStatus: body.SubStatus}
 		if re.Response != nil {
 			out.HTTPStatus = re.Response.StatusCode
 			out.RetryAfter = retryAfter(re.Response.Header, obs.receivedAt)
 		}
-		out.SubStatus = subStatus(re.Body)
-		if re.ErrorCode == "" {
+		if code == "" {
 			out.Cause = "answer is not a TIDAL error object"
 		}
 		return out
@@ -242,12 +265,19 @@ func tokenError(op string, err error, obs *observation) error {
 	return &Error{Op: op, Kind: Transient, Cause: transportCause(err)}
 }
 
-func subStatus(body []byte) int {
-	var e struct {
-		SubStatus int `json:"sub_status"`
-	}
+// tokenErrorBody is the JSON shape of a token endpoint error.
+type tokenErrorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	SubStatus   int    `json:"sub_status"`
+}
+
+// parseTokenError reads what it can of a token endpoint error body; fields of the wrong type
+// or a body that is not JSON leave the zero value.
+func parseTokenError(body []byte) tokenErrorBody {
+	var e tokenErrorBody
 	_ = json.Unmarshal(body, &e)
-	return e.SubStatus
+	return e
 }
 
 // transportCause names a transport failure without quoting it: url.Error messages carry
@@ -264,17 +294,23 @@ func transportCause(err error) string {
 	}
 }
 
-// retryAfter reads a Retry-After header in seconds or as an HTTP date.
+// retryAfter reads a Retry-After header in seconds or as an HTTP date, which is read against
+// now, and bounds it by maxRetryAfter. It is 0 when the header is absent, not in the future
+// or not readable.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		// Compare in seconds: secs times a second may not fit in a Duration.
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

@@ -36,7 +36,8 @@ type Error struct {
 	SubStatus int
 	// Cause is a fixed description of what went wrong at the transport or parsing level.
 	Cause string
-	// RetryAfter is the server's Retry-After, 0 when it sent none.
+	// RetryAfter is the server's Retry-After, 0 when it sent none or none that can be read,
+	// and at most an hour.
 	RetryAfter time.Duration
 }
 
