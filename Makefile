@@ -4,6 +4,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 BIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(BIN)/controller-gen
+CHART := charts/tidal-session-operator
 # envtest's control plane (etcd, kube-apiserver, kubectl), built by hack/tools.sh.
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s
 # Never switch Go toolchains behind our back: that would be a download.
@@ -27,23 +28,24 @@ test: tools verify-generated vet unit-test integration-test contract-test ## Run
 ##@ Parts
 
 .PHONY: tools
-tools: ## Builds the control plane, kubectl and controller-gen into bin/ when missing or stale.
-	hack/tools.sh etcd kube-apiserver kubectl controller-gen
+tools: ## Builds the control plane, kubectl, helm and controller-gen into bin/ when missing or stale.
+	hack/tools.sh etcd kube-apiserver kubectl helm controller-gen
 
 .PHONY: generate
 generate: ## Generates the API's deepcopy functions.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generates the CRD and the operator's RBAC Role from the code's markers.
+manifests: ## Generates the CRD and the operator's RBAC Role from the code's markers, and copies the CRD into the chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths=./... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	cp config/crd/bases/*.yaml $(CHART)/crds/
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fails when generated files differ from what is committed.
-	@git diff --exit-code -- api config || { \
+	@git diff --exit-code -- api config $(CHART)/crds || { \
 		echo "generated files are stale: run 'make generate manifests' and commit the result" >&2; exit 1; }
-	@untracked="$$(git ls-files --others --exclude-standard -- api config)"; \
+	@untracked="$$(git ls-files --others --exclude-standard -- api config $(CHART)/crds)"; \
 		if [[ -n "$$untracked" ]]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
 
 .PHONY: vet
@@ -58,7 +60,7 @@ unit-test: ## Runs the unit tests (everything but test/).
 
 .PHONY: integration-test
 integration-test: ## Runs the integration suite against a real kube-apiserver and etcd.
-	go test -v -count=1 -timeout 20m ./test/integration/
+	go test -v -count=1 -timeout 20m ./test/integration/ -ginkgo.v
 
 .PHONY: contract-test
 contract-test: ## Runs TIDAL's own auth SDK against the TIDAL-compatible server.
