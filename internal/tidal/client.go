@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,29 @@ const (
 
 // maxBodyBytes bounds what the client reads of any answer: TIDAL's are a few hundred bytes.
 const maxBodyBytes = 1 << 20
+
+// maxAccessTokenBytes bounds an access token; TIDAL's are JWTs of about a kilobyte.
+const maxAccessTokenBytes = 64 << 10
+
+// identifier is the form of a value TIDAL reports about a session. The operator writes
+// such values into status, the output Secret and kubectl's columns, so a value of another
+// form (control characters, terminal escapes, megabytes) is dropped as unknown.
+type identifier struct{ re *regexp.Regexp }
+
+var (
+	userIDForm      = identifier{regexp.MustCompile(`^[0-9]{1,20}$`)}
+	clientIDForm    = identifier{regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)}
+	countryCodeForm = identifier{regexp.MustCompile(`^[A-Z]{2}$`)}
+	sessionIDForm   = identifier{regexp.MustCompile(`^[0-9A-Za-z-]{1,64}$`)}
+)
+
+// clean returns v when it has the identifier's form, and "" otherwise.
+func (id identifier) clean(v string) string {
+	if id.re.MatchString(v) {
+		return v
+	}
+	return ""
+}
 
 // maxRetryAfter bounds a server's Retry-After. The header is the server's word, not ours: a
 // wait longer than this would outlive the access token, and a number of seconds beyond what
@@ -137,6 +161,12 @@ func (c *Client) Refresh(ctx context.Context, creds Credentials) (*Token, error)
 		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
 			Cause: "answer has no positive expires_in"}
 	}
+	if len(tok.AccessToken) > maxAccessTokenBytes {
+		// It would not fit a Secret twice (the token and the session file), and TIDAL's
+		// tokens are JWTs of about a kilobyte.
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
+			Cause: "answer has an access token larger than 64 KiB"}
+	}
 	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "Bearer") {
 		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
 			Cause: "answer has a token_type other than Bearer"}
@@ -148,7 +178,7 @@ func (c *Client) Refresh(ctx context.Context, creds Credentials) (*Token, error)
 		Lifetime:    lifetime,
 		ExpiresAt:   obs.receivedAt.Add(lifetime),
 		ServerDate:  obs.serverDate,
-		UserID:      extraString(tok.Extra("user_id")),
+		UserID:      userIDForm.clean(extraString(tok.Extra("user_id"))),
 		ClientName:  extraString(tok.Extra("clientName")),
 		Scope:       extraString(tok.Extra("scope")),
 	}
@@ -206,8 +236,13 @@ func (c *Client) Session(ctx context.Context, accessToken string) (*SessionInfo,
 		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode,
 			Cause: "answer is not a session object"}
 	}
-	return &SessionInfo{SessionID: s.SessionID, UserID: s.UserID.String(),
-		CountryCode: s.CountryCode, ClientID: s.Client.ID.String(), ClientName: s.Client.Name}, nil
+	if userIDForm.clean(s.UserID.String()) == "" {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode,
+			Cause: "answer has a userId that is not a number"}
+	}
+	return &SessionInfo{SessionID: sessionIDForm.clean(s.SessionID), UserID: s.UserID.String(),
+		CountryCode: countryCodeForm.clean(s.CountryCode), ClientID: clientIDForm.clean(s.Client.ID.String()),
+		ClientName: s.Client.Name}, nil
 }
 
 // apiError classifies an error answer of the v1 API, whose body has the shape

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,6 +217,13 @@ func TestSessionSuccess(t *testing.T) {
 			want: SessionInfo{SessionID: "s", UserID: "4242", CountryCode: "US"},
 		},
 		{
+			// These values reach status, the output Secret and kubectl's columns.
+			name: "values of the wrong form are dropped",
+			body: `{"sessionId":"a\nb\u001b]0;title\u0007","userId":5,"countryCode":"\u001b[31mNO",` +
+				`"client":{"id":"` + strings.Repeat("9", 65) + `","name":"n"}}`,
+			want: SessionInfo{UserID: "5", ClientName: "n"},
+		},
+		{
 			name: "unknown fields ignored",
 			body: `{"userId":1,"extra":{"deep":[1,2,3]},"client":{"id":"9","name":"n","more":true}}`,
 			want: SessionInfo{UserID: "1", ClientID: "9", ClientName: "n"},
@@ -249,5 +257,20 @@ func TestSessionSuccess(t *testing.T) {
 				t.Errorf("query %q: the token must not travel in the URL", req.URL.RawQuery)
 			}
 		})
+	}
+}
+
+// TestSessionRejectsNonNumericUserID: a user id the operator would
+// have to write into status or a Secret in a form no TIDAL answer takes is an error.
+func TestSessionRejectsNonNumericUserID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"sessionId":"s","userId":-1.5e3,"countryCode":"NO"}`))
+	}))
+	defer srv.Close()
+	c := NewClient(Endpoints{AuthBaseURL: srv.URL + "/v1/oauth2/", APIBaseURL: srv.URL + "/v1/"}, nil, newFakeClock())
+	_, err := c.Session(context.Background(), canaryAccess)
+	if e := asError(t, err); e.Kind != Transient || !strings.Contains(e.Error(), "userId that is not a number") {
+		t.Errorf("Session() error = %v, want a Transient error naming the userId", err)
 	}
 }
