@@ -14,6 +14,11 @@ import (
 // pod sees its successor.
 const PropagationFloor = 2 * time.Minute
 
+// MinInterval is the least time between two refreshes of one session. A server that hands
+// out tokens living a few seconds would otherwise be asked for a new one several times a
+// second, for as long as it answers so.
+const MinInterval = 30 * time.Second
+
 // defaultPercent is the share of the lifetime left when a session sets no policy.
 const defaultPercent = 25
 
@@ -36,7 +41,8 @@ func Lead(lifetime time.Duration, p sessionsv1alpha1.RefreshPolicy) time.Duratio
 }
 
 // NextRefresh returns when a token that arrived at receivedAt and lives for lifetime is
-// refreshed under policy p.
+// refreshed under policy p: Lead before expiry, but never sooner than MinInterval after
+// receivedAt, even if the token expires first.
 func NextRefresh(receivedAt time.Time, lifetime time.Duration, p sessionsv1alpha1.RefreshPolicy) time.Time {
-	return receivedAt.Add(lifetime - Lead(lifetime, p))
+	return receivedAt.Add(max(lifetime-Lead(lifetime, p), MinInterval))
 }

@@ -44,15 +44,29 @@ func TestLead(t *testing.T) {
 
 func TestNextRefresh(t *testing.T) {
 	received := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-	got := NextRefresh(received, 4*time.Hour, sessionsv1alpha1.RefreshPolicy{})
-	if want := received.Add(3 * time.Hour); !got.Equal(want) {
-		t.Errorf("NextRefresh = %v, want %v", got, want)
+	tests := []struct {
+		name     string
+		lifetime time.Duration
+		want     time.Duration // after received
+	}{
+		{"4h token: a quarter before expiry", 4 * time.Hour, 3 * time.Hour},
+		{"7-day token", 7 * 24 * time.Hour, 126 * time.Hour},
+		{"60s token: half-way, the propagation floor cannot hold", time.Minute, 30 * time.Second},
+		{"40s token: half-way would be too soon, MinInterval wins", 40 * time.Second, MinInterval},
+		{"1s token: no faster than MinInterval though it expires first", time.Second, MinInterval},
 	}
-	// Whatever the policy, the refresh falls strictly before expiry and after arrival.
-	for _, lifetime := range []time.Duration{time.Second, time.Minute, time.Hour, 7 * 24 * time.Hour} {
-		next := NextRefresh(received, lifetime, sessionsv1alpha1.RefreshPolicy{})
-		if !next.After(received) || !next.Before(received.Add(lifetime)) {
-			t.Errorf("lifetime %v: next refresh %v outside (%v, %v)", lifetime, next, received, received.Add(lifetime))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := NextRefresh(received, tt.lifetime, sessionsv1alpha1.RefreshPolicy{})
+			if want := received.Add(tt.want); !got.Equal(want) {
+				t.Errorf("NextRefresh = %v, want %v", got, want)
+			}
+		})
+	}
+	// For every lifetime of a minute or more, the refresh falls before expiry.
+	for _, lifetime := range []time.Duration{time.Minute, time.Hour, 4 * time.Hour, 7 * 24 * time.Hour} {
+		if next := NextRefresh(received, lifetime, sessionsv1alpha1.RefreshPolicy{}); !next.Before(received.Add(lifetime)) {
+			t.Errorf("lifetime %v: next refresh %v not before expiry", lifetime, next)
 		}
 	}
 }
