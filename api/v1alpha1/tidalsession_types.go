@@ -82,6 +82,7 @@ type OutputSecretSpec struct {
 // expiry (room for Secret propagation) and no earlier than half-way through the lifetime.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.beforeExpiry) && has(self.beforeExpiryPercent))",message="set at most one of refresh.beforeExpiry and refresh.beforeExpiryPercent"
+// +kubebuilder:validation:XValidation:rule="!has(self.beforeExpiry) || duration(self.beforeExpiry) > duration('0s')",message="refresh.beforeExpiry must be a positive duration such as 30m"
 type RefreshPolicy struct {
 	// beforeExpiry refreshes this long before the access token expires, e.g. "30m".
 	// +optional
@@ -141,9 +142,15 @@ type TidalSessionStatus struct {
 	// +optional
 	CountryCode string `json:"countryCode,omitempty"`
 
-	// clientID is the TIDAL client id the session's tokens are issued to. It is not secret.
+	// clientID is the TIDAL client the session belongs to, as TIDAL's session endpoint
+	// reports it. It is never copied from the credentials Secret, whose keys the spec chooses.
 	// +optional
 	ClientID string `json:"clientID,omitempty"`
+
+	// credentialsVersion is the resourceVersion of the credentials Secret last used. After
+	// TIDAL rejected a refresh token, the operator tries again once this changes.
+	// +optional
+	CredentialsVersion string `json:"credentialsVersion,omitempty"`
 
 	// outputSecretName is the output Secret the operator last wrote.
 	// +optional
@@ -152,6 +159,7 @@ type TidalSessionStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name must be at most 63 characters: the output Secret carries it as a label value"
 // +kubebuilder:resource:shortName=ts;tidal,categories=tidal
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

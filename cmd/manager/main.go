@@ -38,6 +38,7 @@ type options struct {
 	leaderElect          bool
 	leaderElectNamespace string
 	recheckInterval      time.Duration
+	workers              int
 }
 
 func main() {
@@ -56,6 +57,8 @@ func main() {
 		"Elect a leader so that only one replica refreshes at a time.")
 	flag.StringVar(&o.leaderElectNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; required when running outside a cluster.")
+	flag.IntVar(&o.workers, "max-concurrent-reconciles", 4,
+		"How many sessions are reconciled at once, so one slow TIDAL answer delays only its own session.")
 	flag.DurationVar(&o.recheckInterval, "recheck-interval", 30*time.Second,
 		"How often a session waiting on something the operator cannot watch (a missing credentials Secret) is looked at again.")
 	zapOpts := zap.Options{}
@@ -98,13 +101,14 @@ func run(o options) error {
 
 	clk := clock.RealClock{}
 	reconciler := &controller.TidalSessionReconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Scheme:          mgr.GetScheme(),
-		Recorder:        mgr.GetEventRecorder("tidal-session-operator"),
-		Clock:           clk,
-		TIDAL:           tidal.NewClient(endpoints, &http.Client{Timeout: o.tidalTimeout}, clk),
-		RecheckInterval: o.recheckInterval,
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Scheme:                  mgr.GetScheme(),
+		Recorder:                mgr.GetEventRecorder("tidal-session-operator"),
+		Clock:                   clk,
+		TIDAL:                   tidal.NewClient(endpoints, &http.Client{Timeout: o.tidalTimeout}, clk),
+		RecheckInterval:         o.recheckInterval,
+		MaxConcurrentReconciles: o.workers,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up controller: %w", err)

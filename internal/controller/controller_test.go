@@ -59,7 +59,7 @@ func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.
 }
 
 func (f *fakeTIDAL) Session(context.Context, string) (*tidal.SessionInfo, error) {
-	return &tidal.SessionInfo{SessionID: "sess-1", UserID: "1001", CountryCode: "NO"}, nil
+	return &tidal.SessionInfo{SessionID: "sess-1", UserID: "1001", CountryCode: "NO", ClientID: "77"}, nil
 }
 
 type fixture struct {
@@ -191,7 +191,7 @@ func TestReconcileRefreshesAndWritesSecret(t *testing.T) {
 	if s.Status.Phase != sessionsv1alpha1.PhaseActive || !meta.IsStatusConditionTrue(s.Status.Conditions, sessionsv1alpha1.ConditionReady) {
 		t.Errorf("phase %s, conditions %v", s.Status.Phase, s.Status.Conditions)
 	}
-	if s.Status.RefreshCount != 1 || s.Status.UserID != "1001" || s.Status.CountryCode != "NO" || s.Status.ClientID != testClientID {
+	if s.Status.RefreshCount != 1 || s.Status.UserID != "1001" || s.Status.CountryCode != "NO" || s.Status.ClientID != "77" {
 		t.Errorf("status = %+v", s.Status)
 	}
 	// A one-hour token is refreshed 15 minutes before expiry.
@@ -286,6 +286,16 @@ func TestReconcileFailures(t *testing.T) {
 			wantReady: metav1.ConditionFalse, wantInMsg: "white space",
 		},
 		{
+			name: "refresh token of binary garbage",
+			objs: func() []client.Object {
+				c := newCreds()
+				c.Data["refresh_token"] = []byte{0x01, 0xff, 'a', 0x7f}
+				return []client.Object{newSession(), c}
+			},
+			wantPhase: sessionsv1alpha1.PhaseError, wantReason: sessionsv1alpha1.ReasonCredentialsInvalid,
+			wantReady: metav1.ConditionFalse, wantInMsg: "printable ASCII",
+		},
+		{
 			name: "unmanaged Secret of the output name",
 			objs: func() []client.Object {
 				return []client.Object{newSession(), newCreds(), &corev1.Secret{
@@ -330,10 +340,10 @@ func TestReconcileFailures(t *testing.T) {
 			wantReady: metav1.ConditionFalse, wantCalls: 1,
 		},
 		{
-			name:      "TIDAL outage without a valid token",
+			name:      "TIDAL outage before the first token",
 			objs:      func() []client.Object { return []client.Object{newSession(), newCreds()} },
 			tidalErr:  &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 503},
-			wantPhase: sessionsv1alpha1.PhaseExpired, wantReason: sessionsv1alpha1.ReasonTokenExpired,
+			wantPhase: sessionsv1alpha1.PhasePending, wantReason: sessionsv1alpha1.ReasonRefreshRetrying,
 			wantReady: metav1.ConditionFalse, wantErr: true, wantCalls: 1, wantInMsg: "HTTP 503",
 		},
 	}
@@ -408,10 +418,141 @@ func TestTransientFailureKeepsValidToken(t *testing.T) {
 	}
 }
 
-func TestOutcomeOfUnknownErrorIsRetried(t *testing.T) {
-	o := outcomeOf(errors.New("boom"), true, time.Minute)
-	if !o.retry || o.phase != sessionsv1alpha1.PhaseDegraded {
-		t.Errorf("unknown error must be retried as Degraded, got %+v", o)
+func TestOutcomeOf(t *testing.T) {
+	const recheck = time.Minute
+	transient := &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 503}
+	limited := &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 429, RetryAfter: 90 * time.Second}
+	tests := []struct {
+		name        string
+		err         error
+		token       tokenHealth
+		wantPhase   sessionsv1alpha1.Phase
+		wantReason  string
+		wantReady   metav1.ConditionStatus
+		wantRetry   bool
+		wantRequeue time.Duration
+	}{
+		{"unknown error, valid token", errors.New("boom"), tokenValid,
+			sessionsv1alpha1.PhaseDegraded, sessionsv1alpha1.ReasonRefreshRetrying, metav1.ConditionTrue, true, 0},
+		{"outage before the first token", transient, noToken,
+			sessionsv1alpha1.PhasePending, sessionsv1alpha1.ReasonRefreshRetrying, metav1.ConditionFalse, true, 0},
+		{"outage outlasting the token", transient, tokenExpired,
+			sessionsv1alpha1.PhaseExpired, sessionsv1alpha1.ReasonTokenExpired, metav1.ConditionFalse, true, 0},
+		{"rate limited waits for Retry-After", limited, tokenValid,
+			sessionsv1alpha1.PhaseDegraded, sessionsv1alpha1.ReasonRefreshRetrying, metav1.ConditionTrue, false, 90 * time.Second},
+		{"grant rejected waits for new credentials", &tidal.Error{Kind: tidal.GrantInvalid, Code: "invalid_grant"}, tokenValid,
+			sessionsv1alpha1.PhaseReauthRequired, sessionsv1alpha1.ReasonReauthRequired, metav1.ConditionFalse, false, recheck},
+		{"client rejected", &tidal.Error{Kind: tidal.ClientInvalid, Code: "invalid_client"}, tokenExpired,
+			sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonClientRejected, metav1.ConditionFalse, false, recheck},
+		{"waiting", waitf(5*time.Second, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing, "x"), noToken,
+			sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing, metav1.ConditionFalse, false, 5 * time.Second},
+		{"terminal", terminalf(sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonInvalidSpec, "x"), tokenValid,
+			sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonInvalidSpec, metav1.ConditionFalse, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := outcomeOf(tt.err, tt.token, recheck)
+			if o.phase != tt.wantPhase || o.reason != tt.wantReason || o.ready != tt.wantReady ||
+				o.retry != tt.wantRetry || o.requeueAfter != tt.wantRequeue {
+				t.Errorf("outcomeOf = %+v, want phase %s reason %s ready %s retry %v requeue %v",
+					o, tt.wantPhase, tt.wantReason, tt.wantReady, tt.wantRetry, tt.wantRequeue)
+			}
+		})
+	}
+}
+
+// A rejected refresh token is not sent to TIDAL again; a new one in the credentials Secret
+// is, without any change to the session.
+func TestReauthRequiredRecoversWhenCredentialsChange(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.GrantInvalid, Code: "invalid_grant", HTTPStatus: 400}
+	res, err := f.reconcile(t)
+	if err != nil || res.RequeueAfter != f.r.RecheckInterval {
+		t.Fatalf("first reconcile = %+v, %v; want a requeue after %v", res, err, f.r.RecheckInterval)
+	}
+	if p := f.session(t).Status.Phase; p != sessionsv1alpha1.PhaseReauthRequired {
+		t.Fatalf("phase = %s, want ReauthRequired", p)
+	}
+
+	f.clock.Step(time.Minute)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if f.tidal.calls != 1 {
+		t.Fatalf("TIDAL saw %d refreshes with the rejected token, want 1", f.tidal.calls)
+	}
+
+	creds := f.secret(t, "alice-creds")
+	creds.Data["refresh_token"] = []byte(canaryRefresh + "-new")
+	if err := f.c.Update(context.Background(), creds); err != nil {
+		t.Fatal(err)
+	}
+	f.tidal.err = nil
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	s := f.session(t)
+	if f.tidal.calls != 2 || s.Status.Phase != sessionsv1alpha1.PhaseActive {
+		t.Errorf("after new credentials: %d refreshes, phase %s; want 2 and Active", f.tidal.calls, s.Status.Phase)
+	}
+	if f.tidal.got.RefreshToken != canaryRefresh+"-new" {
+		t.Error("the refresh did not use the new refresh token")
+	}
+	assertNoCanary(t, f, nil, f.drainEvents())
+}
+
+// The spec chooses the credentials Secret's keys, so nothing read from that Secret may be
+// echoed into status: it would let anyone who can create a session read any Secret value.
+func TestStatusNeverEchoesCredentialValues(t *testing.T) {
+	session := newSession()
+	session.Spec.CredentialsSecretRef.ClientIDKey = "client_secret"
+	f := newFixture(t, session, newCreds())
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.session(t).Status.ClientID; got != "77" {
+		t.Errorf("status.clientID = %q, want TIDAL's own answer 77", got)
+	}
+	assertNoCanary(t, f, nil, f.drainEvents())
+}
+
+func TestValidateSpec(t *testing.T) {
+	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+	pct := func(p int32) *int32 { return &p }
+	tests := []struct {
+		name   string
+		modify func(*sessionsv1alpha1.TidalSession)
+		want   string // part of the message; "" means valid
+	}{
+		{"valid", func(*sessionsv1alpha1.TidalSession) {}, ""},
+		{"name of 63 characters", func(s *sessionsv1alpha1.TidalSession) { s.Name = strings.Repeat("a", 63) }, ""},
+		{"name of 64 characters", func(s *sessionsv1alpha1.TidalSession) { s.Name = strings.Repeat("a", 64) }, "metadata.name"},
+		{"output is the credentials Secret", func(s *sessionsv1alpha1.TidalSession) {
+			s.Spec.OutputSecret.Name = s.Spec.CredentialsSecretRef.Name
+		}, "spec.outputSecret.name"},
+		{"both refresh policies", func(s *sessionsv1alpha1.TidalSession) {
+			s.Spec.Refresh = sessionsv1alpha1.RefreshPolicy{BeforeExpiry: dur(time.Hour), BeforeExpiryPercent: pct(10)}
+		}, "at most one"},
+		{"negative beforeExpiry", func(s *sessionsv1alpha1.TidalSession) {
+			s.Spec.Refresh.BeforeExpiry = dur(-5 * time.Minute)
+		}, "positive duration"},
+		{"zero beforeExpiry", func(s *sessionsv1alpha1.TidalSession) { s.Spec.Refresh.BeforeExpiry = dur(0) }, "positive duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession()
+			tt.modify(s)
+			err := validateSpec(s)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("validateSpec = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("validateSpec = %v, want an error naming %q", err, tt.want)
+			}
+			if _, ok := asTerminal(err); err != nil && !ok {
+				t.Errorf("validateSpec error %v is not terminal", err)
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 
@@ -19,23 +20,37 @@ import (
 // under a kilobyte; anything far larger is not one.
 const maxCredentialBytes = 16 << 10
 
-// loadCredentials reads the session's credentials Secret. It reads without the cache: the
-// operator caches only the Secrets it manages, and reads others only when it needs them.
-// A missing Secret or key is a waitError: the operator cannot watch unmanaged Secrets, so it
-// looks again after RecheckInterval.
-func (r *TidalSessionReconciler) loadCredentials(ctx context.Context, session *sessionsv1alpha1.TidalSession) (tidal.Credentials, error) {
+// loadCredentials reads the session's credentials Secret and returns them with the
+// Secret's resourceVersion. It reads without the cache: the operator caches only the
+// Secrets it manages, and reads others only when it needs them. A missing Secret or key is
+// a waitError: the operator cannot watch unmanaged Secrets, so it looks again after
+// RecheckInterval.
+func (r *TidalSessionReconciler) loadCredentials(ctx context.Context, session *sessionsv1alpha1.TidalSession) (tidal.Credentials, string, error) {
 	ref := session.Spec.CredentialsSecretRef
 	secret := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: session.Namespace, Name: ref.Name}, secret)
 	if apierrors.IsNotFound(err) {
-		return tidal.Credentials{}, waitf(r.RecheckInterval, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing,
+		return tidal.Credentials{}, "", waitf(r.RecheckInterval, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing,
 			"credentials Secret %s not found in namespace %s; create it with the keys %s and %s",
 			ref.Name, session.Namespace, refreshTokenKey(ref), clientIDKey(ref))
 	}
 	if err != nil {
-		return tidal.Credentials{}, fmt.Errorf("failed to get credentials Secret %s: %w", ref.Name, err)
+		return tidal.Credentials{}, "", fmt.Errorf("failed to get credentials Secret %s: %w", ref.Name, err)
 	}
-	return credentialsFrom(secret, ref, r.RecheckInterval)
+	creds, err := credentialsFrom(secret, ref, r.RecheckInterval)
+	return creds, secret.ResourceVersion, err
+}
+
+// awaitNewCredentials keeps a session whose refresh token TIDAL rejected from asking TIDAL
+// again with the same token: only a changed credentials Secret (a new login) can help, and
+// the operator cannot watch that Secret, so it looks again after recheck.
+func awaitNewCredentials(session *sessionsv1alpha1.TidalSession, version string, recheck time.Duration) error {
+	ready := meta.FindStatusCondition(session.Status.Conditions, sessionsv1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != sessionsv1alpha1.ReasonReauthRequired ||
+		session.Status.CredentialsVersion != version {
+		return nil
+	}
+	return waitf(recheck, sessionsv1alpha1.PhaseReauthRequired, sessionsv1alpha1.ReasonReauthRequired, "%s", ready.Message)
 }
 
 // credentialsFrom extracts and checks the credentials in secret. Its errors name the
@@ -54,6 +69,9 @@ func credentialsFrom(secret *corev1.Secret, ref sessionsv1alpha1.CredentialsSecr
 		case strings.ContainsAny(v, " \t\r\n"):
 			return "", waitf(recheck, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsInvalid,
 				"key %q of credentials Secret %s contains white space inside the value", key, secret.Name)
+		case !printableASCII(v):
+			return "", waitf(recheck, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsInvalid,
+				"key %q of credentials Secret %s holds characters other than printable ASCII", key, secret.Name)
 		}
 		return v, nil
 	}
@@ -69,6 +87,16 @@ func credentialsFrom(secret *corev1.Secret, ref sessionsv1alpha1.CredentialsSecr
 		return tidal.Credentials{}, err
 	}
 	return creds, nil
+}
+
+// printableASCII says whether v is printable ASCII, as TIDAL's tokens and client ids are.
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // storeRotatedRefreshToken writes a refresh token TIDAL rotated into the credentials Secret.

@@ -30,6 +30,7 @@ type sessionInfo struct {
 	SessionID   string
 	UserID      string
 	CountryCode string
+	ClientID    string
 }
 
 // refresh asks TIDAL for a new access token and writes it to the output Secret.
@@ -84,7 +85,8 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 // country and session id. It is best effort: the token is good whatever this answers, so a
 // failure keeps what the status already knew.
 func (r *TidalSessionReconciler) lookupSession(ctx context.Context, session *sessionsv1alpha1.TidalSession, tok *tidal.Token) sessionInfo {
-	info := sessionInfo{UserID: tok.UserID, CountryCode: session.Status.CountryCode}
+	info := sessionInfo{UserID: tok.UserID, CountryCode: session.Status.CountryCode,
+		ClientID: session.Status.ClientID}
 	if info.UserID == "" {
 		info.UserID = session.Status.UserID
 	}
@@ -99,6 +101,9 @@ func (r *TidalSessionReconciler) lookupSession(ctx context.Context, session *ses
 	}
 	info.CountryCode = s.CountryCode
 	info.SessionID = s.SessionID
+	if s.ClientID != "" {
+		info.ClientID = s.ClientID
+	}
 	return info
 }
 

@@ -30,9 +30,22 @@ type outcome struct {
 	retry        bool
 }
 
-// outcomeOf maps a reconcile error to its outcome. tokenValid says whether the output
-// Secret still holds an unexpired token, which decides between Degraded and Expired.
-func outcomeOf(err error, tokenValid bool, recheck time.Duration) outcome {
+// tokenHealth is what the output Secret's token is worth when a reconcile fails.
+type tokenHealth int
+
+const (
+	// noToken: the operator has not written a token for the session yet.
+	noToken tokenHealth = iota
+	// tokenValid: the output Secret holds a token that has not expired.
+	tokenValid
+	// tokenExpired: the output Secret's token has expired.
+	tokenExpired
+)
+
+// outcomeOf maps a reconcile error to its outcome. token says what the output Secret
+// still holds, which decides between Pending, Degraded and Expired for a failure that may
+// pass.
+func outcomeOf(err error, token tokenHealth, recheck time.Duration) outcome {
 	if w, ok := asWait(err); ok {
 		return outcome{phase: w.phase, ready: metav1.ConditionFalse, reason: w.reason, message: w.msg, requeueAfter: w.after}
 	}
@@ -41,24 +54,37 @@ func outcomeOf(err error, tokenValid bool, recheck time.Duration) outcome {
 	}
 	switch tidal.KindOf(err) {
 	case tidal.GrantInvalid:
+		// Looked at again after recheck, but TIDAL is asked only once the credentials Secret
+		// has changed (awaitNewCredentials).
 		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
-			reason: sessionsv1alpha1.ReasonReauthRequired,
+			reason: sessionsv1alpha1.ReasonReauthRequired, requeueAfter: recheck,
 			message: fmt.Sprintf("TIDAL rejected the refresh token (%v). Log in again and put the new "+
-				"refresh token in the credentials Secret", err)}
+				"refresh token in the credentials Secret; the operator tries again when it changes", err)}
 	case tidal.ClientInvalid:
 		return outcome{phase: sessionsv1alpha1.PhaseError, ready: metav1.ConditionFalse,
 			reason: sessionsv1alpha1.ReasonClientRejected, requeueAfter: recheck,
 			message: fmt.Sprintf("TIDAL rejected the client id or secret (%v). Check the client "+
 				"credentials in the credentials Secret", err)}
 	}
-	if tokenValid {
-		return outcome{phase: sessionsv1alpha1.PhaseDegraded, ready: metav1.ConditionTrue,
-			reason: sessionsv1alpha1.ReasonRefreshRetrying, retry: true,
-			message: fmt.Sprintf("The current token is still valid; refreshing failed and is retried: %v", err)}
+
+	// A failure that may pass: retried with the controller's backoff, or after TIDAL's
+	// Retry-After when it sent one, since asking earlier would only be refused again.
+	o := outcome{ready: metav1.ConditionFalse, reason: sessionsv1alpha1.ReasonRefreshRetrying, retry: true}
+	if te, ok := tidalError(err); ok && te.RetryAfter > 0 {
+		o.retry, o.requeueAfter = false, te.RetryAfter
 	}
-	return outcome{phase: sessionsv1alpha1.PhaseExpired, ready: metav1.ConditionFalse,
-		reason: sessionsv1alpha1.ReasonTokenExpired, retry: true,
-		message: fmt.Sprintf("The access token has expired and refreshing fails; retrying: %v", err)}
+	switch token {
+	case noToken:
+		o.phase = sessionsv1alpha1.PhasePending
+		o.message = fmt.Sprintf("No access token yet; refreshing failed and is retried: %v", err)
+	case tokenValid:
+		o.phase, o.ready = sessionsv1alpha1.PhaseDegraded, metav1.ConditionTrue
+		o.message = fmt.Sprintf("The current token is still valid; refreshing failed and is retried: %v", err)
+	default:
+		o.phase, o.reason = sessionsv1alpha1.PhaseExpired, sessionsv1alpha1.ReasonTokenExpired
+		o.message = fmt.Sprintf("The access token has expired and refreshing fails; retrying: %v", err)
+	}
+	return o
 }
 
 // recordOutcome records a failed reconcile in the session's status, emits an Event when
@@ -70,8 +96,14 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 		return result, nil
 	}
 	now := r.Clock.Now()
-	exp := session.Status.AccessTokenExpiresAt
-	o := outcomeOf(err, exp != nil && now.Before(exp.Time), r.RecheckInterval)
+	token := noToken
+	if exp := session.Status.AccessTokenExpiresAt; exp != nil {
+		token = tokenExpired
+		if now.Before(exp.Time) {
+			token = tokenValid
+		}
+	}
+	o := outcomeOf(err, token, r.RecheckInterval)
 	session.Status.Phase = o.phase
 	setReady(session, o.ready, o.reason, o.message, now)
 	if _, isTIDAL := tidalError(err); isTIDAL {
@@ -118,6 +150,7 @@ func markRefreshed(session *sessionsv1alpha1.TidalSession, st tokenState, next t
 	session.Status.ConsecutiveFailures = 0
 	session.Status.UserID = info.UserID
 	session.Status.CountryCode = info.CountryCode
+	session.Status.ClientID = info.ClientID
 }
 
 func setReady(session *sessionsv1alpha1.TidalSession, status metav1.ConditionStatus, reason, message string, now time.Time) {

@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -40,6 +41,9 @@ type TidalSessionReconciler struct {
 	// RecheckInterval is how long a session waits for a change the operator cannot watch,
 	// such as a credentials Secret appearing.
 	RecheckInterval time.Duration
+	// MaxConcurrentReconciles is how many sessions are reconciled at once; 0 means 1. One
+	// slow answer from TIDAL then delays only its own session.
+	MaxConcurrentReconciles int
 }
 
 // +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions,verbs=get;list;watch
@@ -78,11 +82,14 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *
 		return ctrl.Result{}, err
 	}
 
-	creds, err := r.loadCredentials(ctx, session)
+	creds, version, err := r.loadCredentials(ctx, session)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	session.Status.ClientID = creds.ClientID
+	if err := awaitNewCredentials(session, version, r.RecheckInterval); err != nil {
+		return ctrl.Result{}, err
+	}
+	session.Status.CredentialsVersion = version
 
 	existing, err := r.getOutputSecret(ctx, session)
 	if err != nil {
@@ -105,6 +112,7 @@ func (r *TidalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&sessionsv1alpha1.TidalSession{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("tidalsession").
 		Complete(r)
 }

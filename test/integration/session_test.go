@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,6 +162,35 @@ var _ = Describe("TidalSession", func() {
 		Expect(getSession(ns, "dave").Status.Phase).To(Equal(sessionsv1alpha1.PhaseActive))
 	})
 
+	It("asks for a new login when TIDAL rejects the grant, and resumes when the Secret has a new token", func() {
+		ns := newNamespace()
+		dead := issueGrant(reauthClient, 5550007, "NL")
+		Expect(tidalSrv.RevokeGrant(dead)).To(Succeed())
+		_, err := kubectl(credentialsSecretYAML(ns, "gina-creds", reauthClient, dead)+"---\n"+
+			sessionYAML(ns, "gina", "gina-creds", "gina-token"), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(readyCondition(ns, "gina"), 30*time.Second, 200*time.Millisecond).Should(And(
+			HaveField("Reason", sessionsv1alpha1.ReasonReauthRequired),
+			HaveField("Message", ContainSubstring("Log in again"))))
+		Expect(getSession(ns, "gina").Status.Phase).To(Equal(sessionsv1alpha1.PhaseReauthRequired))
+
+		By("not sending the rejected token to TIDAL again")
+		requests := func() int { return tidalSrv.Stats().Clients[reauthClient] }
+		seen := requests()
+		Consistently(requests, 5*time.Second, 500*time.Millisecond).Should(Equal(seen))
+
+		By("resuming on its own once the credentials Secret holds a new refresh token")
+		fresh := issueGrant(reauthClient, 5550007, "NL")
+		_, err = kubectl(credentialsSecretYAML(ns, "gina-creds", reauthClient, fresh), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(readyCondition(ns, "gina"), 30*time.Second, 200*time.Millisecond).Should(
+			HaveField("Status", metav1.ConditionTrue))
+		Expect(getSession(ns, "gina").Status.Phase).To(Equal(sessionsv1alpha1.PhaseActive))
+		out, err := kubectl("", "-n", ns, "events", "--for", "tidalsession/gina")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(And(ContainSubstring(sessionsv1alpha1.ReasonReauthRequired), ContainSubstring(sessionsv1alpha1.ReasonRefreshed)))
+	})
+
 	It("leaves a pre-existing unmanaged Secret of the output name untouched", func() {
 		ns := newNamespace()
 		mine := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "erin-token", Namespace: ns},
@@ -184,12 +215,29 @@ var _ = Describe("TidalSession", func() {
 		Expect(after.OwnerReferences).To(BeEmpty())
 	})
 
-	It("rejects a spec whose output Secret is its credentials Secret", func() {
-		ns := newNamespace()
-		out, err := kubectl(sessionYAML(ns, "frank", "same", "same"), "apply", "-f", "-")
-		Expect(err).To(HaveOccurred())
-		Expect(out).To(ContainSubstring("outputSecret.name must differ"))
-		Expect(apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "frank"},
-			&sessionsv1alpha1.TidalSession{}))).To(BeTrue())
-	})
+	DescribeTable("rejects bad specs at admission, naming the field",
+		func(name, spec, want string) {
+			ns := newNamespace()
+			manifest := fmt.Sprintf("apiVersion: sessions.tidal-mcp.dev/v1alpha1\nkind: TidalSession\n"+
+				"metadata:\n  name: %s\n  namespace: %s\nspec:\n%s", name, ns, spec)
+			out, err := kubectl(manifest, "apply", "-f", "-")
+			Expect(err).To(HaveOccurred())
+			Expect(out).To(ContainSubstring(want))
+			Expect(apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name},
+				&sessionsv1alpha1.TidalSession{}))).To(BeTrue())
+		},
+		Entry("output Secret is the credentials Secret", "frank",
+			"  credentialsSecretRef: {name: same}\n  outputSecret: {name: same}\n", "outputSecret.name must differ"),
+		Entry("name longer than a label value", strings.Repeat("n", 64),
+			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n", "at most 63 characters"),
+		Entry("negative beforeExpiry", "neg",
+			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n  refresh: {beforeExpiry: -5m}\n",
+			"positive duration"),
+		Entry("both refresh policies", "both",
+			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n  refresh: {beforeExpiry: 30m, beforeExpiryPercent: 10}\n",
+			"at most one"),
+		Entry("percentage above 50", "pct",
+			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n  refresh: {beforeExpiryPercent: 51}\n",
+			"beforeExpiryPercent"),
+	)
 })

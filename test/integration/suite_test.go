@@ -38,6 +38,8 @@ const (
 	// shortClient issues 60-second tokens, longClient one-hour tokens.
 	shortClient = "it-short"
 	longClient  = "it-long"
+	// reauthClient is used by one spec only, so TIDAL's request count per client is its own.
+	reauthClient = "it-reauth"
 )
 
 var (
@@ -103,6 +105,7 @@ var _ = BeforeSuite(func() {
 		Clients: []tidalserver.Client{
 			{ID: shortClient, Secret: canaryClientSecret, Name: "Integration short", AccessTokenLifetime: time.Minute},
 			{ID: longClient, Secret: canaryClientSecret, Name: "Integration long"},
+			{ID: reauthClient, Secret: canaryClientSecret, Name: "Integration re-login"},
 		},
 	})
 	tidalHTTP = httptest.NewServer(tidalSrv)
@@ -117,13 +120,14 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.TidalSessionReconciler{
-		Client:          mgr.GetClient(),
-		APIReader:       mgr.GetAPIReader(),
-		Scheme:          mgr.GetScheme(),
-		Recorder:        mgr.GetEventRecorder("tidal-session-operator"),
-		Clock:           clock.RealClock{},
-		TIDAL:           tidal.NewClient(endpoints, nil, clock.RealClock{}),
-		RecheckInterval: 2 * time.Second,
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Scheme:                  mgr.GetScheme(),
+		Recorder:                mgr.GetEventRecorder("tidal-session-operator"),
+		Clock:                   clock.RealClock{},
+		TIDAL:                   tidal.NewClient(endpoints, nil, clock.RealClock{}),
+		RecheckInterval:         2 * time.Second,
+		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	var ctx context.Context
