@@ -72,6 +72,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'exit 129' HUP # a closed terminal must stop the control plane too
 export KUBECONFIG="$WORK/kubeconfig"
 
 step "Starting the control plane (etcd and kube-apiserver)"
@@ -140,6 +141,7 @@ if [[ "${KEEP:-}" == 1 ]]; then
   step "Still running; Ctrl-C stops everything"
   echo "export KUBECONFIG=$KUBECONFIG"
   echo "kubectl is at $KUBECTL; the operator logs to ${WORK#"$ROOT"/}/operator.log"
+  echo "(Ctrl-C ends with make's \"Error 130\": that is the interrupt, not a failure)"
   while :; do sleep 3600; done
 fi
 echo

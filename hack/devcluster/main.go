@@ -3,7 +3,7 @@
 // writes an admin kubeconfig. It is envtest's control plane, started as a program instead
 // of from a test, so that kubectl, helm and the operator can all use it.
 //
-// It runs until SIGINT or SIGTERM, then stops the control plane and removes its data.
+// It runs until SIGINT, SIGTERM or SIGHUP (a closed terminal), then stops the control plane and removes its data.
 // There is no scheduler and no kubelet: Pods are stored but never run.
 package main
 
@@ -60,7 +60,7 @@ func run(assets, crds, kubeconfig string) error {
 	fmt.Printf("control plane ready at %s; kubeconfig %s\n", env.Config.Host, kubeconfig)
 
 	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	<-stop
 	fmt.Println("control plane stopping")
 	return nil
