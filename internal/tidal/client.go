@@ -72,9 +72,15 @@ type Endpoints struct {
 // Validate checks that both base URLs are absolute http(s) URLs.
 func (e Endpoints) Validate() error {
 	for name, raw := range map[string]string{"auth": e.AuthBaseURL, "api": e.APIBaseURL} {
+		// The messages do not quote the URL: it could carry a password.
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("TIDAL %s base URL %q is not an absolute http(s) URL", name, raw)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			return fmt.Errorf("TIDAL %s base URL is not an absolute http(s) URL", name)
+		case u.User != nil:
+			return fmt.Errorf("TIDAL %s base URL must not carry a user or password", name)
+		case u.RawQuery != "" || u.Fragment != "":
+			return fmt.Errorf("TIDAL %s base URL must not have a query or fragment: paths are appended to it", name)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -224,11 +225,17 @@ func TestEndpointsValidate(t *testing.T) {
 		{"no host", Endpoints{"https:///v1/", DefaultAPIBaseURL}, true},
 		{"other scheme", Endpoints{DefaultAuthBaseURL, "ftp://example.invalid/v1/"}, true},
 		{"unparseable", Endpoints{DefaultAuthBaseURL, "http://[::1"}, true},
+		{"password in the URL", Endpoints{"http://op:CANARY-PW@127.0.0.1/v1/oauth2/", DefaultAPIBaseURL}, true},
+		{"query", Endpoints{DefaultAuthBaseURL, "http://127.0.0.1/v1/?x=1"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.e.Validate(); (err != nil) != tt.wantErr {
+			err := tt.e.Validate()
+			if (err != nil) != tt.wantErr {
 				t.Errorf("Validate() = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "CANARY") {
+				t.Errorf("Validate() quotes a password: %v", err)
 			}
 		})
 	}
