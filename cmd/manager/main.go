@@ -23,6 +23,7 @@ import (
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
+	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
 
@@ -112,6 +113,10 @@ func run(o options) error {
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up controller: %w", err)
+	}
+	// The cached client, so that a scrape reads memory instead of listing from the API server.
+	if err := metrics.RegisterSessionCollector(mgr.GetClient()); err != nil {
+		return fmt.Errorf("failed to register session metrics: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)

@@ -157,6 +157,13 @@ func leakHaystack() string {
 		b.Write(j)
 	}
 
+	b.WriteString(metricsText())
+	return b.String()
+}
+
+// metricsText is what the operator's metrics endpoint serves, in Prometheus' text format.
+func metricsText() string {
+	var b strings.Builder
 	families, err := ctrlmetrics.Registry.Gather()
 	Expect(err).NotTo(HaveOccurred())
 	for _, f := range families {

@@ -28,6 +28,7 @@ import (
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
+	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
 )
@@ -129,6 +130,8 @@ var _ = BeforeSuite(func() {
 		RecheckInterval:         2 * time.Second,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
+
+	Expect(metrics.RegisterSessionCollector(mgr.GetClient())).To(Succeed())
 
 	var ctx context.Context
 	ctx, cancelMgr = context.WithCancel(context.Background())
