@@ -62,4 +62,20 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonSuspended: spec.suspend is true.
 	ReasonSuspended = "Suspended"
+	// ReasonRefreshRequested: a person asked for a refresh with RefreshRequestAnnotation and
+	// the operator refreshed (an Event reason only).
+	ReasonRefreshRequested = "RefreshRequested"
+	// ReasonRefreshRequestInvalid: RefreshRequestAnnotation holds no RFC 3339 time; the
+	// request is ignored (an Event reason only).
+	ReasonRefreshRequestInvalid = "RefreshRequestInvalid"
 )
+
+// RefreshRequestAnnotation on a TidalSession asks for one immediate refresh. Its value is
+// the time of the request in RFC 3339, e.g.
+//
+//	kubectl annotate tidalsession NAME --overwrite \
+//	  sessions.tidal-mcp.dev/refresh-requested-at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+//
+// A refresh in a later second than the requested time satisfies it, so requests made while a
+// refresh is in flight coalesce into that one. Refreshes stay at least 30 seconds apart.
+const RefreshRequestAnnotation = "sessions.tidal-mcp.dev/refresh-requested-at"

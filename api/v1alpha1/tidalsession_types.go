@@ -122,6 +122,12 @@ type TidalSessionStatus struct {
 	// +optional
 	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
 
+	// lastRefreshRequest is the value of the refresh-requested-at annotation the operator
+	// last handled, by refreshing or by finding it already satisfied or invalid.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	LastRefreshRequest string `json:"lastRefreshRequest,omitempty"`
+
 	// nextRefreshTime is when the operator will refresh next.
 	// +optional
 	NextRefreshTime *metav1.Time `json:"nextRefreshTime,omitempty"`

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/schedule"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
 
@@ -36,6 +37,10 @@ const (
 )
 
 var t0 = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+
+// spread is how much earlier than its policy the test session ("uid-1") refreshes a
+// one-hour token.
+var spread = schedule.Spread("uid-1", time.Hour)
 
 // fakeTIDAL answers refreshes with canary tokens and counts calls.
 type fakeTIDAL struct {
@@ -194,8 +199,8 @@ func TestReconcileRefreshesAndWritesSecret(t *testing.T) {
 	if s.Status.RefreshCount != 1 || s.Status.UserID != "1001" || s.Status.CountryCode != "NO" || s.Status.ClientID != "77" {
 		t.Errorf("status = %+v", s.Status)
 	}
-	// A one-hour token is refreshed 15 minutes before expiry.
-	if want := 45 * time.Minute; res.RequeueAfter != want {
+	// A one-hour token is refreshed 15 minutes before expiry, less the session's spread.
+	if want := 45*time.Minute - spread; res.RequeueAfter != want {
 		t.Errorf("requeue after %v, want %v", res.RequeueAfter, want)
 	}
 	assertNoCanary(t, f, err, f.drainEvents())
@@ -218,10 +223,10 @@ func TestReconcileNotDueMakesNoRequest(t *testing.T) {
 	if got := f.session(t).ResourceVersion; got != rv {
 		t.Errorf("status written although nothing changed")
 	}
-	if res.RequeueAfter != 15*time.Minute {
-		t.Errorf("requeue after %v, want 15m", res.RequeueAfter)
+	if want := 15*time.Minute - spread; res.RequeueAfter != want {
+		t.Errorf("requeue after %v, want %v", res.RequeueAfter, want)
 	}
-	f.clock.Step(15 * time.Minute)
+	f.clock.Step(15*time.Minute - spread)
 	if _, err := f.reconcile(t); err != nil {
 		t.Fatal(err)
 	}
@@ -553,6 +558,83 @@ func TestValidateSpec(t *testing.T) {
 				t.Errorf("validateSpec error %v is not terminal", err)
 			}
 		})
+	}
+}
+
+func TestDecideRequest(t *testing.T) {
+	last := t0
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	tests := []struct {
+		name     string
+		value    string
+		handled  string
+		now      time.Time
+		want     request
+		wantWait time.Duration
+	}{
+		{"no annotation", "", "", t0.Add(time.Hour), requestNone, 0},
+		{"already handled", at(time.Minute), at(time.Minute), t0.Add(time.Hour), requestNone, 0},
+		{"new request", at(time.Minute), "", t0.Add(2 * time.Minute), requestDue, 0},
+		{"new request replacing a handled one", at(time.Hour), at(time.Minute), t0.Add(2 * time.Hour), requestDue, 0},
+		{"made before the last refresh: coalesced", at(-time.Second), "", t0.Add(time.Minute), requestSatisfied, 0},
+		{"made in the second of the last refresh: not known to be satisfied", at(0), "", t0.Add(time.Minute), requestDue, 0},
+		{"too soon after the last refresh", at(5 * time.Second), "", t0.Add(10 * time.Second), requestTooSoon, 20 * time.Second},
+		{"not a time", "now please", "", t0.Add(time.Hour), requestInvalid, 0},
+		{"a date without time", "2026-12-04", "", t0.Add(time.Hour), requestInvalid, 0},
+		{"an overlong value once handled", strings.Repeat("x", 100), strings.Repeat("x", 64), t0.Add(time.Hour), requestNone, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, wait := decideRequest(tt.value, tt.handled, last, tt.now)
+			if got != tt.want || wait != tt.wantWait {
+				t.Errorf("decideRequest = %v, %v; want %v, %v", got, wait, tt.want, tt.wantWait)
+			}
+		})
+	}
+}
+
+// A refresh request annotation causes one refresh, no sooner than 30 seconds after the last,
+// and is not acted on twice.
+func TestRefreshRequestAnnotation(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	annotate := func(v string) {
+		t.Helper()
+		s := f.session(t)
+		s.Annotations = map[string]string{sessionsv1alpha1.RefreshRequestAnnotation: v}
+		if err := f.c.Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.drainEvents()
+
+	f.clock.Step(10 * time.Second)
+	annotate(f.clock.Now().Format(time.RFC3339))
+	res, err := f.reconcile(t)
+	if err != nil || f.tidal.calls != 1 || res.RequeueAfter != 20*time.Second {
+		t.Fatalf("request 10s after a refresh: %d calls, requeue %v, %v; want 1 call and a 20s wait",
+			f.tidal.calls, res.RequeueAfter, err)
+	}
+	f.clock.Step(20 * time.Second)
+	if _, err := f.reconcile(t); err != nil || f.tidal.calls != 2 {
+		t.Fatalf("request once 30s passed: %d calls, %v; want 2", f.tidal.calls, err)
+	}
+	if !containsReason(f.drainEvents(), sessionsv1alpha1.ReasonRefreshRequested) {
+		t.Error("no RefreshRequested Event")
+	}
+	f.clock.Step(time.Minute)
+	if _, err := f.reconcile(t); err != nil || f.tidal.calls != 2 {
+		t.Fatalf("handled request acted on again: %d calls, %v", f.tidal.calls, err)
+	}
+
+	annotate("soon")
+	if _, err := f.reconcile(t); err != nil || f.tidal.calls != 2 {
+		t.Fatalf("invalid request: %d calls, %v; want 2", f.tidal.calls, err)
+	}
+	if !containsReason(f.drainEvents(), sessionsv1alpha1.ReasonRefreshRequestInvalid) {
+		t.Error("no RefreshRequestInvalid Event")
 	}
 }
 

@@ -16,13 +16,59 @@ import (
 )
 
 // refreshDue decides whether the token described by st must be refreshed at now, and when
-// the next refresh falls. No usable token means a refresh now.
-func refreshDue(now time.Time, st tokenState, policy sessionsv1alpha1.RefreshPolicy) (bool, time.Time) {
+// the next refresh of the session with the given UID falls. No usable token means a
+// refresh now.
+func refreshDue(now time.Time, st tokenState, policy sessionsv1alpha1.RefreshPolicy, uid string) (bool, time.Time) {
 	if !st.present {
 		return true, now
 	}
-	next := schedule.NextRefresh(st.refreshedAt, st.expiresAt.Sub(st.refreshedAt), policy)
+	next := schedule.NextRefresh(st.refreshedAt, st.expiresAt.Sub(st.refreshedAt), policy, uid)
 	return !now.Before(next), next
+}
+
+// request is what a refresh request annotation asks of the operator now.
+type request int
+
+const (
+	// requestNone: no annotation, or one already handled.
+	requestNone request = iota
+	// requestSatisfied: a refresh after the requested time has happened; nothing to do.
+	requestSatisfied
+	// requestDue: refresh now.
+	requestDue
+	// requestTooSoon: refresh, but not before MinInterval has passed since the last one.
+	requestTooSoon
+	// requestInvalid: the value is no RFC 3339 time.
+	requestInvalid
+)
+
+// maxRequestValue bounds what is recorded of an annotation value in status.
+const maxRequestValue = 64
+
+// requestKey is what status records of an annotation value.
+func requestKey(value string) string { return value[:min(len(value), maxRequestValue)] }
+
+// decideRequest decides what the refresh request annotation value asks, given the value
+// last handled and when the current token arrived. A refresh in a later second than the
+// requested time satisfies the request, which coalesces requests made while a refresh was in flight; a
+// refresh is never sooner than MinInterval after the last, so annotating in a loop cannot
+// make the operator hammer TIDAL. For requestTooSoon it also returns how long to wait.
+func decideRequest(value, handled string, lastRefresh, now time.Time) (request, time.Duration) {
+	if value == "" || requestKey(value) == handled {
+		return requestNone, 0
+	}
+	requestedAt, err := time.Parse(time.RFC3339, value)
+	switch {
+	case err != nil:
+		return requestInvalid, 0
+	case lastRefresh.After(requestedAt):
+		// Both are in whole seconds: a refresh in the same second as the request may have
+		// come before it, so only a later one satisfies it.
+		return requestSatisfied, 0
+	case now.Sub(lastRefresh) < schedule.MinInterval:
+		return requestTooSoon, schedule.MinInterval - now.Sub(lastRefresh)
+	}
+	return requestDue, 0
 }
 
 // sessionInfo is what the output Secret and status say about the TIDAL session.
@@ -71,8 +117,15 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 			"Output Secret was missing and has been created again")
 	}
 
+	if value := session.Annotations[sessionsv1alpha1.RefreshRequestAnnotation]; value != "" &&
+		requestKey(value) != session.Status.LastRefreshRequest {
+		// Whether or not the request caused this refresh, it satisfies it.
+		session.Status.LastRefreshRequest = requestKey(value)
+		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshRequested, "Refresh",
+			"Refreshed on request ("+sessionsv1alpha1.RefreshRequestAnnotation+")")
+	}
 	st := tokenState{present: true, refreshedAt: truncate(tok.ReceivedAt), expiresAt: truncate(tok.ExpiresAt)}
-	_, next := refreshDue(tok.ReceivedAt, st, session.Spec.Refresh)
+	_, next := refreshDue(tok.ReceivedAt, st, session.Spec.Refresh, string(session.UID))
 	markRefreshed(session, st, next, info, r.Clock.Now())
 	r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshed, "Refresh",
 		"Refreshed the access token in the output Secret")

@@ -97,12 +97,28 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *
 	}
 
 	now := r.Clock.Now()
-	due, next := refreshDue(now, tokenStateOf(existing), session.Spec.Refresh)
-	if !due {
-		markTokenValid(session, tokenStateOf(existing), next, now)
-		return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
+	st := tokenStateOf(existing)
+	due, next := refreshDue(now, st, session.Spec.Refresh, string(session.UID))
+	if due {
+		return r.refresh(ctx, session, creds, existing)
 	}
-	return r.refresh(ctx, session, creds, existing)
+	requeue := next.Sub(now)
+	value := session.Annotations[sessionsv1alpha1.RefreshRequestAnnotation]
+	switch decision, wait := decideRequest(value, session.Status.LastRefreshRequest, st.refreshedAt, now); decision {
+	case requestDue:
+		return r.refresh(ctx, session, creds, existing)
+	case requestTooSoon:
+		requeue = min(requeue, wait)
+	case requestSatisfied:
+		session.Status.LastRefreshRequest = requestKey(value)
+	case requestInvalid:
+		session.Status.LastRefreshRequest = requestKey(value)
+		r.event(session, corev1.EventTypeWarning, sessionsv1alpha1.ReasonRefreshRequestInvalid, "Refresh",
+			"The "+sessionsv1alpha1.RefreshRequestAnnotation+" annotation must be an RFC 3339 time such as "+
+				"2026-12-04T10:00:00Z; the request is ignored")
+	}
+	markTokenValid(session, st, next, now)
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // SetupWithManager registers the reconciler. It watches TidalSessions and the Secrets they

@@ -3,6 +3,7 @@
 package schedule
 
 import (
+	"hash/fnv"
 	"time"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
@@ -40,9 +41,30 @@ func Lead(lifetime time.Duration, p sessionsv1alpha1.RefreshPolicy) time.Duratio
 	return min(lead, lifetime/2)
 }
 
+// maxSpread bounds Spread: ten minutes spreads thousands of sessions over 600 distinct
+// seconds, and moves no refresh of a long-lived token much earlier than its policy says.
+const maxSpread = 10 * time.Minute
+
 // NextRefresh returns when a token that arrived at receivedAt and lives for lifetime is
-// refreshed under policy p: Lead before expiry, but never sooner than MinInterval after
+// refreshed under policy p for the session identified by key (its UID): Lead before
+// expiry, made earlier by the session's Spread, but never sooner than MinInterval after
 // receivedAt, even if the token expires first.
-func NextRefresh(receivedAt time.Time, lifetime time.Duration, p sessionsv1alpha1.RefreshPolicy) time.Time {
-	return receivedAt.Add(max(lifetime-Lead(lifetime, p), MinInterval))
+func NextRefresh(receivedAt time.Time, lifetime time.Duration, p sessionsv1alpha1.RefreshPolicy, key string) time.Time {
+	at := lifetime - Lead(lifetime, p) - Spread(key, lifetime)
+	return receivedAt.Add(max(at, MinInterval))
+}
+
+// Spread is how much earlier than its policy a session refreshes, so that sessions created
+// together (and so holding tokens of the same age) do not all ask TIDAL in the same second.
+// It is a deterministic function of key, in whole seconds (as status records times), spread
+// evenly over [0, min(lifetime/10, 10m)): a session keeps its place across restarts and
+// replicas. It only ever moves a refresh earlier, so the propagation floor still holds.
+func Spread(key string, lifetime time.Duration) time.Duration {
+	seconds := uint64(min(lifetime/10, maxSpread) / time.Second)
+	if seconds == 0 || key == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return time.Duration(h.Sum64()%seconds) * time.Second
 }

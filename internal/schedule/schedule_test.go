@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestNextRefresh(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := NextRefresh(received, tt.lifetime, sessionsv1alpha1.RefreshPolicy{})
+			got := NextRefresh(received, tt.lifetime, sessionsv1alpha1.RefreshPolicy{}, "")
 			if want := received.Add(tt.want); !got.Equal(want) {
 				t.Errorf("NextRefresh = %v, want %v", got, want)
 			}
@@ -65,8 +66,42 @@ func TestNextRefresh(t *testing.T) {
 	}
 	// For every lifetime of a minute or more, the refresh falls before expiry.
 	for _, lifetime := range []time.Duration{time.Minute, time.Hour, 4 * time.Hour, 7 * 24 * time.Hour} {
-		if next := NextRefresh(received, lifetime, sessionsv1alpha1.RefreshPolicy{}); !next.Before(received.Add(lifetime)) {
+		if next := NextRefresh(received, lifetime, sessionsv1alpha1.RefreshPolicy{}, "some-uid"); !next.Before(received.Add(lifetime)) {
 			t.Errorf("lifetime %v: next refresh %v not before expiry", lifetime, next)
 		}
+	}
+}
+
+func TestSpread(t *testing.T) {
+	const lifetime = 4 * time.Hour
+	if a, b := Spread("uid-1", lifetime), Spread("uid-1", lifetime); a != b {
+		t.Fatalf("Spread is not deterministic: %v, %v", a, b)
+	}
+	if s := Spread("", lifetime); s != 0 {
+		t.Errorf("Spread without a key = %v, want 0", s)
+	}
+	if s := Spread("uid-1", time.Minute); s < 0 || s >= 6*time.Second {
+		t.Errorf("Spread of a 60s token = %v, want within [0, 6s)", s)
+	}
+
+	// 1000 sessions created in the same second: their refreshes fall into many different
+	// seconds of the 10-minute window, no second holds many, and none is later than policy.
+	received := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	policyTime := NextRefresh(received, lifetime, sessionsv1alpha1.RefreshPolicy{}, "")
+	perSecond := map[int64]int{}
+	for i := range 1000 {
+		next := NextRefresh(received, lifetime, sessionsv1alpha1.RefreshPolicy{}, fmt.Sprintf("uid-%d", i))
+		if next.After(policyTime) || next.Before(policyTime.Add(-maxSpread)) {
+			t.Fatalf("session %d refreshes at %v, outside [%v, %v]", i, next, policyTime.Add(-maxSpread), policyTime)
+		}
+		perSecond[next.Unix()]++
+	}
+	busiest := 0
+	for _, n := range perSecond {
+		busiest = max(busiest, n)
+	}
+	t.Logf("1000 sessions: %d distinct seconds, at most %d in one second", len(perSecond), busiest)
+	if len(perSecond) < 400 || busiest > 8 {
+		t.Errorf("1000 sessions spread over %d seconds with up to %d in one; want >= 400 and <= 8", len(perSecond), busiest)
 	}
 }

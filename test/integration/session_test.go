@@ -59,6 +59,12 @@ var _ = Describe("TidalSession", func() {
 			ContainSubstring("NEXT REFRESH"), ContainSubstring("alice-token")))
 		_, err = kubectl("", "-n", ns, "get", "ts", "alice")
 		Expect(err).NotTo(HaveOccurred(), "the short name works")
+
+		By("exporting the session's state as metrics")
+		Expect(metricsText()).To(And(
+			ContainSubstring(fmt.Sprintf(`tidal_session_ready{name="alice",namespace=%q} 1`, ns)),
+			ContainSubstring(fmt.Sprintf(`tidal_session_phase{name="alice",namespace=%q,phase="Active"} 1`, ns)),
+			MatchRegexp(`tidal_session_access_token_expiry_timestamp_seconds\{name="alice",namespace=%q\} \d`, ns)))
 	})
 
 	It("refreshes 60-second tokens before they expire, and a reader never sees an expired one", func() {
@@ -119,6 +125,34 @@ var _ = Describe("TidalSession", func() {
 		Expect(polls.Load()).To(BeNumerically(">", 60))
 		Expect(expired.Load()).To(BeZero())
 		Expect(rejected.Load()).To(BeZero())
+	})
+
+	It("refreshes once on request through the refresh-requested-at annotation", func() {
+		ns := newNamespace()
+		rt := issueGrant(longClient, 5550008, "AT")
+		_, err := kubectl(credentialsSecretYAML(ns, "hank-creds", longClient, rt)+"---\n"+
+			sessionYAML(ns, "hank", "hank-creds", "hank-token"), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsession/hank", "--timeout=30s")
+		Expect(err).NotTo(HaveOccurred())
+		first := getSession(ns, "hank").Status
+		Expect(first.RefreshCount).To(BeEquivalentTo(1))
+
+		requested := time.Now().UTC().Format(time.RFC3339)
+		_, err = kubectl("", "-n", ns, "annotate", "tidalsession/hank", "--overwrite",
+			sessionsv1alpha1.RefreshRequestAnnotation+"="+requested)
+		Expect(err).NotTo(HaveOccurred())
+		// Refreshes stay 30 seconds apart, so the request waits for that.
+		Eventually(func() int64 { return getSession(ns, "hank").Status.RefreshCount }, 45*time.Second, 250*time.Millisecond).
+			Should(BeEquivalentTo(2))
+		s := getSession(ns, "hank").Status
+		Expect(s.LastRefreshRequest).To(Equal(requested))
+		Expect(s.LastRefreshTime.Sub(first.LastRefreshTime.Time)).To(BeNumerically(">=", 29*time.Second))
+		Consistently(func() int64 { return getSession(ns, "hank").Status.RefreshCount }, 3*time.Second, 500*time.Millisecond).
+			Should(BeEquivalentTo(2), "a handled request is not acted on again")
+		out, err := kubectl("", "-n", ns, "events", "--for", "tidalsession/hank")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring(sessionsv1alpha1.ReasonRefreshRequested))
 	})
 
 	It("re-creates a deleted output Secret", func() {
