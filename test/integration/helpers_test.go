@@ -103,6 +103,15 @@ stringData:
 `, name, ns, clientID, canaryClientSecret, refreshToken)
 }
 
+// applySession applies, with kubectl, a credentials Secret NAME-creds holding refreshToken
+// and a TidalSession NAME writing to NAME-token.
+func applySession(ns, name, clientID, refreshToken string) {
+	GinkgoHelper()
+	_, err := kubectl(credentialsSecretYAML(ns, name+"-creds", clientID, refreshToken)+"---\n"+
+		sessionYAML(ns, name, name+"-creds", name+"-token"), "apply", "-f", "-")
+	Expect(err).NotTo(HaveOccurred())
+}
+
 func sessionYAML(ns, name, creds, output string) string {
 	return fmt.Sprintf(`apiVersion: sessions.tidal-mcp.dev/v1alpha1
 kind: TidalSession

@@ -24,12 +24,10 @@ var _ = Describe("TidalSession", func() {
 	It("becomes Ready after kubectl apply, with a Secret whose token TIDAL accepts", func() {
 		ns := newNamespace()
 		rt := issueGrant(longClient, 5550001, "NO")
-		_, err := kubectl(credentialsSecretYAML(ns, "alice-creds", longClient, rt)+"---\n"+
-			sessionYAML(ns, "alice", "alice-creds", "alice-token"), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
+		applySession(ns, "alice", longClient, rt)
 
 		start := time.Now()
-		_, err = kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsession/alice", "--timeout=30s")
+		_, err := kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsession/alice", "--timeout=30s")
 		Expect(err).NotTo(HaveOccurred())
 		GinkgoWriter.Printf("session Ready %v after kubectl apply\n", time.Since(start).Round(time.Millisecond))
 
@@ -70,9 +68,7 @@ var _ = Describe("TidalSession", func() {
 	It("refreshes 60-second tokens before they expire, and a reader never sees an expired one", func() {
 		ns := newNamespace()
 		rt := issueGrant(shortClient, 5550002, "DE")
-		_, err := kubectl(credentialsSecretYAML(ns, "bob-creds", shortClient, rt)+"---\n"+
-			sessionYAML(ns, "bob", "bob-creds", "bob-token"), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
+		applySession(ns, "bob", shortClient, rt)
 		Eventually(readyCondition(ns, "bob"), 30*time.Second, 200*time.Millisecond).Should(
 			HaveField("Status", metav1.ConditionTrue))
 
@@ -130,10 +126,8 @@ var _ = Describe("TidalSession", func() {
 	It("refreshes once on request through the refresh-requested-at annotation", func() {
 		ns := newNamespace()
 		rt := issueGrant(longClient, 5550008, "AT")
-		_, err := kubectl(credentialsSecretYAML(ns, "hank-creds", longClient, rt)+"---\n"+
-			sessionYAML(ns, "hank", "hank-creds", "hank-token"), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
-		_, err = kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsession/hank", "--timeout=30s")
+		applySession(ns, "hank", longClient, rt)
+		_, err := kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsession/hank", "--timeout=30s")
 		Expect(err).NotTo(HaveOccurred())
 		first := getSession(ns, "hank").Status
 		Expect(first.RefreshCount).To(BeEquivalentTo(1))
@@ -158,13 +152,11 @@ var _ = Describe("TidalSession", func() {
 	It("re-creates a deleted output Secret", func() {
 		ns := newNamespace()
 		rt := issueGrant(longClient, 5550003, "SE")
-		_, err := kubectl(credentialsSecretYAML(ns, "carol-creds", longClient, rt)+"---\n"+
-			sessionYAML(ns, "carol", "carol-creds", "carol-token"), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
+		applySession(ns, "carol", longClient, rt)
 		Eventually(func() error { _, err := getSecret(ns, "carol-token"); return err }, 30*time.Second).Should(Succeed())
 		old, _ := getSecret(ns, "carol-token")
 
-		_, err = kubectl("", "-n", ns, "delete", "secret", "carol-token")
+		_, err := kubectl("", "-n", ns, "delete", "secret", "carol-token")
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func() types.UID {
 			s, err := getSecret(ns, "carol-token")
@@ -200,9 +192,7 @@ var _ = Describe("TidalSession", func() {
 		ns := newNamespace()
 		dead := issueGrant(reauthClient, 5550007, "NL")
 		Expect(tidalSrv.RevokeGrant(dead)).To(Succeed())
-		_, err := kubectl(credentialsSecretYAML(ns, "gina-creds", reauthClient, dead)+"---\n"+
-			sessionYAML(ns, "gina", "gina-creds", "gina-token"), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
+		applySession(ns, "gina", reauthClient, dead)
 		Eventually(readyCondition(ns, "gina"), 30*time.Second, 200*time.Millisecond).Should(And(
 			HaveField("Reason", sessionsv1alpha1.ReasonReauthRequired),
 			HaveField("Message", ContainSubstring("Log in again"))))
@@ -215,7 +205,7 @@ var _ = Describe("TidalSession", func() {
 
 		By("resuming on its own once the credentials Secret holds a new refresh token")
 		fresh := issueGrant(reauthClient, 5550007, "NL")
-		_, err = kubectl(credentialsSecretYAML(ns, "gina-creds", reauthClient, fresh), "apply", "-f", "-")
+		_, err := kubectl(credentialsSecretYAML(ns, "gina-creds", reauthClient, fresh), "apply", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(readyCondition(ns, "gina"), 30*time.Second, 200*time.Millisecond).Should(
 			HaveField("Status", metav1.ConditionTrue))
@@ -234,9 +224,7 @@ var _ = Describe("TidalSession", func() {
 		Expect(err).NotTo(HaveOccurred())
 
 		rt := issueGrant(longClient, 5550005, "DK")
-		_, err = kubectl(credentialsSecretYAML(ns, "erin-creds", longClient, rt)+"---\n"+
-			sessionYAML(ns, "erin", "erin-creds", "erin-token"), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
+		applySession(ns, "erin", longClient, rt)
 		Eventually(readyCondition(ns, "erin"), 30*time.Second, 200*time.Millisecond).Should(And(
 			HaveField("Status", metav1.ConditionFalse),
 			HaveField("Reason", sessionsv1alpha1.ReasonOutputSecretConflict)))
