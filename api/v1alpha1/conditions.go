@@ -62,6 +62,9 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonSuspended: spec.suspend is true.
 	ReasonSuspended = "Suspended"
+	// ReasonClockSkew: TIDAL's clock and the operator's differ by a minute or more (an Event
+	// reason only; status.clockSkewSeconds says by how much).
+	ReasonClockSkew = "ClockSkew"
 	// ReasonRefreshRequested: a person asked for a refresh with RefreshRequestAnnotation and
 	// the operator refreshed (an Event reason only).
 	ReasonRefreshRequested = "RefreshRequested"

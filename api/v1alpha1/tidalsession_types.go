@@ -122,6 +122,12 @@ type TidalSessionStatus struct {
 	// +optional
 	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
 
+	// clockSkewSeconds is how far TIDAL's clock (the Date header of its last token answer)
+	// was ahead of the operator's (negative: behind), when that was a minute or more; 0
+	// otherwise. Expiry is always computed by the operator's own clock.
+	// +optional
+	ClockSkewSeconds int64 `json:"clockSkewSeconds,omitempty"`
+
 	// lastRefreshRequest is the value of the refresh-requested-at annotation the operator
 	// last handled, by refreshing or by finding it already satisfied or invalid.
 	// +optional

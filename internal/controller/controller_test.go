@@ -48,8 +48,10 @@ type fakeTIDAL struct {
 	lifetime time.Duration
 	err      error
 	rotate   string
-	calls    int
-	got      tidal.Credentials
+	// skew sets the answer's Date header this far from the fake clock; 0 sends none.
+	skew  time.Duration
+	calls int
+	got   tidal.Credentials
 }
 
 func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.Token, error) {
@@ -59,8 +61,12 @@ func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.
 		return nil, f.err
 	}
 	now := f.clock.Now()
-	return &tidal.Token{AccessToken: canaryAccess, TokenType: "Bearer", RefreshToken: f.rotate,
-		ReceivedAt: now, Lifetime: f.lifetime, ExpiresAt: now.Add(f.lifetime), UserID: "1001"}, nil
+	tok := &tidal.Token{AccessToken: canaryAccess, TokenType: "Bearer", RefreshToken: f.rotate,
+		ReceivedAt: now, Lifetime: f.lifetime, ExpiresAt: now.Add(f.lifetime), UserID: "1001"}
+	if f.skew != 0 {
+		tok.ServerDate = now.Add(f.skew)
+	}
+	return tok, nil
 }
 
 func (f *fakeTIDAL) Session(context.Context, string) (*tidal.SessionInfo, error) {
@@ -349,7 +355,7 @@ func TestReconcileFailures(t *testing.T) {
 			objs:      func() []client.Object { return []client.Object{newSession(), newCreds()} },
 			tidalErr:  &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 503},
 			wantPhase: sessionsv1alpha1.PhasePending, wantReason: sessionsv1alpha1.ReasonRefreshRetrying,
-			wantReady: metav1.ConditionFalse, wantErr: true, wantCalls: 1, wantInMsg: "HTTP 503",
+			wantReady: metav1.ConditionFalse, wantCalls: 1, wantInMsg: "attempt 1; next at",
 		},
 	}
 	for _, tt := range tests {
@@ -404,12 +410,24 @@ func TestTransientFailureKeepsValidToken(t *testing.T) {
 	}
 	f.clock.Step(50 * time.Minute)
 	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 500}
-	if _, err := f.reconcile(t); err == nil {
-		t.Fatal("transient failure must be returned for backoff")
+	var waits []time.Duration
+	for range 3 {
+		res, err := f.reconcile(t)
+		if err != nil || res.RequeueAfter <= 0 {
+			t.Fatalf("transient failure: %+v, %v; want a requeue after a backoff", res, err)
+		}
+		waits = append(waits, res.RequeueAfter)
+		f.clock.Step(res.RequeueAfter)
+	}
+	if !(waits[0] < waits[1] && waits[1] < waits[2]) || waits[0] < schedule.RetryBase {
+		t.Errorf("waits %v do not back off from %v", waits, schedule.RetryBase)
 	}
 	s := f.session(t)
-	if s.Status.Phase != sessionsv1alpha1.PhaseDegraded || s.Status.ConsecutiveFailures != 1 {
+	if s.Status.Phase != sessionsv1alpha1.PhaseDegraded || s.Status.ConsecutiveFailures != 3 {
 		t.Errorf("phase %s failures %d", s.Status.Phase, s.Status.ConsecutiveFailures)
+	}
+	if ready := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady); !strings.Contains(ready.Message, "next at") {
+		t.Errorf("Ready message %q does not name the next attempt", ready.Message)
 	}
 	if string(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyAccessToken]) != canaryAccess {
 		t.Errorf("valid token removed from the output Secret during an outage")
@@ -426,7 +444,6 @@ func TestTransientFailureKeepsValidToken(t *testing.T) {
 func TestOutcomeOf(t *testing.T) {
 	const recheck = time.Minute
 	transient := &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 503}
-	limited := &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 429, RetryAfter: 90 * time.Second}
 	tests := []struct {
 		name        string
 		err         error
@@ -443,8 +460,6 @@ func TestOutcomeOf(t *testing.T) {
 			sessionsv1alpha1.PhasePending, sessionsv1alpha1.ReasonRefreshRetrying, metav1.ConditionFalse, true, 0},
 		{"outage outlasting the token", transient, tokenExpired,
 			sessionsv1alpha1.PhaseExpired, sessionsv1alpha1.ReasonTokenExpired, metav1.ConditionFalse, true, 0},
-		{"rate limited waits for Retry-After", limited, tokenValid,
-			sessionsv1alpha1.PhaseDegraded, sessionsv1alpha1.ReasonRefreshRetrying, metav1.ConditionTrue, false, 90 * time.Second},
 		{"grant rejected waits for new credentials", &tidal.Error{Kind: tidal.GrantInvalid, Code: "invalid_grant"}, tokenValid,
 			sessionsv1alpha1.PhaseReauthRequired, sessionsv1alpha1.ReasonReauthRequired, metav1.ConditionFalse, false, recheck},
 		{"client rejected", &tidal.Error{Kind: tidal.ClientInvalid, Code: "invalid_client"}, tokenExpired,
@@ -558,6 +573,77 @@ func TestValidateSpec(t *testing.T) {
 				t.Errorf("validateSpec error %v is not terminal", err)
 			}
 		})
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	limited := &tidal.Error{Kind: tidal.Transient, HTTPStatus: 429, RetryAfter: 90 * time.Second}
+	outage := &tidal.Error{Kind: tidal.Transient, HTTPStatus: 503}
+	tests := []struct {
+		name        string
+		err         *tidal.Error
+		failures    int32
+		untilExpiry time.Duration
+		min, max    time.Duration
+	}{
+		{"first failure", outage, 1, time.Hour, 5 * time.Second, 6 * time.Second},
+		{"fourth failure", outage, 4, time.Hour, 40 * time.Second, 48 * time.Second},
+		{"many failures are capped", outage, 50, time.Hour, 5 * time.Minute, 6 * time.Minute},
+		{"Retry-After wins over a shorter backoff", limited, 1, time.Hour, 90 * time.Second, 90 * time.Second},
+		{"Retry-After wins over a longer backoff", limited, 50, time.Hour, 90 * time.Second, 90 * time.Second},
+		{"expiry cuts the wait short", outage, 50, 10 * time.Second, 11 * time.Second, 11 * time.Second},
+		{"expired token: plain backoff", outage, 2, 0, 10 * time.Second, 12 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := retryDelay(tt.err, tt.failures, tt.untilExpiry); d < tt.min || d > tt.max {
+				t.Errorf("retryDelay = %v, want within [%v, %v]", d, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+func TestClockSkew(t *testing.T) {
+	tests := []struct {
+		name string
+		date time.Time
+		want int64
+	}{
+		{"no Date header", time.Time{}, 0},
+		{"in step", t0, 0},
+		{"59s ahead", t0.Add(59 * time.Second), 0},
+		{"a minute ahead", t0.Add(time.Minute), 60},
+		{"five minutes behind", t0.Add(-5 * time.Minute), -300},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := clockSkew(tt.date, t0); got != tt.want {
+				t.Errorf("clockSkew = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// A skewed TIDAL clock is reported once, and expiry still follows the operator's clock.
+func TestClockSkewIsReportedOnce(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	f.tidal.skew = 5 * time.Minute
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	s := f.session(t)
+	if s.Status.ClockSkewSeconds != 300 || !s.Status.AccessTokenExpiresAt.Time.Equal(t0.Add(time.Hour)) {
+		t.Errorf("skew %d, expiry %v; want 300 and %v", s.Status.ClockSkewSeconds, s.Status.AccessTokenExpiresAt, t0.Add(time.Hour))
+	}
+	if !containsReason(f.drainEvents(), sessionsv1alpha1.ReasonClockSkew) {
+		t.Error("no ClockSkew Event")
+	}
+	f.clock.Step(time.Hour)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if containsReason(f.drainEvents(), sessionsv1alpha1.ReasonClockSkew) {
+		t.Error("ClockSkew Event repeated on every refresh")
 	}
 }
 

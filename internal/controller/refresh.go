@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -124,6 +125,7 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshRequested, "Refresh",
 			"Refreshed on request ("+sessionsv1alpha1.RefreshRequestAnnotation+")")
 	}
+	r.recordClockSkew(ctx, session, tok)
 	st := tokenState{present: true, refreshedAt: truncate(tok.ReceivedAt), expiresAt: truncate(tok.ExpiresAt)}
 	_, next := refreshDue(tok.ReceivedAt, st, session.Spec.Refresh, string(session.UID))
 	markRefreshed(session, st, next, info, r.Clock.Now())
@@ -132,6 +134,38 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 	log.Info("Refreshed access token", "session", klog.KObj(session),
 		"expiresAt", st.expiresAt, "nextRefresh", next)
 	return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Second)}, nil
+}
+
+// maxClockSkew is the difference between TIDAL's clock and the operator's that is reported.
+// The Date header has a resolution of a second and the answer takes time to arrive, so
+// smaller differences say nothing.
+const maxClockSkew = time.Minute
+
+// clockSkew returns how far serverDate is ahead of receivedAt in whole seconds, when that
+// is maxClockSkew or more either way, and 0 otherwise or without a Date header.
+func clockSkew(serverDate, receivedAt time.Time) int64 {
+	if serverDate.IsZero() {
+		return 0
+	}
+	skew := serverDate.Sub(receivedAt)
+	if skew.Abs() < maxClockSkew {
+		return 0
+	}
+	return int64(skew / time.Second)
+}
+
+// recordClockSkew records in status how far TIDAL's clock is off ours, and tells people
+// once when it starts to be. Expiry does not depend on it: it is computed by our clock from
+// the moment the answer arrived.
+func (r *TidalSessionReconciler) recordClockSkew(ctx context.Context, session *sessionsv1alpha1.TidalSession, tok *tidal.Token) {
+	skew := clockSkew(tok.ServerDate, tok.ReceivedAt)
+	if skew != 0 && session.Status.ClockSkewSeconds == 0 {
+		msg := fmt.Sprintf("TIDAL's clock is %ds off the operator's; check the operator node's time "+
+			"synchronisation (token expiry is computed by the operator's clock)", skew)
+		r.event(session, corev1.EventTypeWarning, sessionsv1alpha1.ReasonClockSkew, "Refresh", msg)
+		logf.FromContext(ctx).Info("Clock skew against TIDAL", "session", klog.KObj(session), "skewSeconds", skew)
+	}
+	session.Status.ClockSkewSeconds = skew
 }
 
 // lookupSession asks TIDAL which session the new token belongs to, for the user id,

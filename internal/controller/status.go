@@ -14,6 +14,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/schedule"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
 
@@ -67,12 +68,9 @@ func outcomeOf(err error, token tokenHealth, recheck time.Duration) outcome {
 				"credentials in the credentials Secret", err)}
 	}
 
-	// A failure that may pass: retried with the controller's backoff, or after TIDAL's
-	// Retry-After when it sent one, since asking earlier would only be refused again.
+	// A failure that may pass: retried (recordOutcome turns a failure at TIDAL into a
+	// backoff of its own; anything else is returned to the controller's rate limiter).
 	o := outcome{ready: metav1.ConditionFalse, reason: sessionsv1alpha1.ReasonRefreshRetrying, retry: true}
-	if te, ok := tidalError(err); ok && te.RetryAfter > 0 {
-		o.retry, o.requeueAfter = false, te.RetryAfter
-	}
 	switch token {
 	case noToken:
 		o.phase = sessionsv1alpha1.PhasePending
@@ -96,19 +94,27 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 		return result, nil
 	}
 	now := r.Clock.Now()
-	token := noToken
+	token, untilExpiry := noToken, time.Duration(0)
 	if exp := session.Status.AccessTokenExpiresAt; exp != nil {
-		token = tokenExpired
-		if now.Before(exp.Time) {
+		token, untilExpiry = tokenExpired, exp.Sub(now)
+		if untilExpiry > 0 {
 			token = tokenValid
 		}
 	}
 	o := outcomeOf(err, token, r.RecheckInterval)
+	if te, isTIDAL := tidalError(err); isTIDAL {
+		session.Status.ConsecutiveFailures++
+		if o.retry {
+			// The backoff counts failures in status, so it survives a restart of the operator.
+			o.retry = false
+			o.requeueAfter = retryDelay(te, session.Status.ConsecutiveFailures, untilExpiry)
+			next := now.Add(o.requeueAfter).UTC().Truncate(time.Second)
+			session.Status.NextRefreshTime = timePtr(next)
+			o.message += fmt.Sprintf(" (attempt %d; next at %s)", session.Status.ConsecutiveFailures, next.Format(time.RFC3339))
+		}
+	}
 	session.Status.Phase = o.phase
 	setReady(session, o.ready, o.reason, o.message, now)
-	if _, isTIDAL := tidalError(err); isTIDAL {
-		session.Status.ConsecutiveFailures++
-	}
 
 	logf.FromContext(ctx).Info("Session not refreshed", "session", klog.KObj(session),
 		"reason", o.reason, "error", err.Error())
@@ -124,6 +130,21 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 		// Terminal: nothing changes until the session does, which triggers a reconcile.
 		return ctrl.Result{}, nil
 	}
+}
+
+// retryDelay is how long to wait before trying TIDAL again after failures consecutive
+// failures that may pass: TIDAL's Retry-After when it sent one, since asking earlier would
+// only be refused again, and capped exponential backoff with jitter otherwise. A valid
+// token's expiry cuts the wait short, so the session shows Expired on time.
+func retryDelay(te *tidal.Error, failures int32, untilExpiry time.Duration) time.Duration {
+	d := schedule.RetryDelay(failures)
+	if te.RetryAfter > 0 {
+		d = te.RetryAfter
+	}
+	if untilExpiry > 0 {
+		d = min(d, untilExpiry+time.Second)
+	}
+	return d
 }
 
 func tidalError(err error) (*tidal.Error, bool) {

@@ -4,7 +4,10 @@ package schedule
 
 import (
 	"hash/fnv"
+	"math"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 )
@@ -39,6 +42,27 @@ func Lead(lifetime time.Duration, p sessionsv1alpha1.RefreshPolicy) time.Duratio
 	}
 	lead = max(lead, PropagationFloor)
 	return min(lead, lifetime/2)
+}
+
+// Retry backoff after a refresh failed for a reason that may pass: 5s, 10s, 20s, ... up to
+// 5 minutes, each with up to 20% added at random so that sessions failing together (a TIDAL
+// outage) do not retry together.
+const (
+	RetryBase   = 5 * time.Second
+	RetryCap    = 5 * time.Minute
+	retryJitter = 0.2
+)
+
+// RetryDelay returns how long to wait after the given number of consecutive failures (1
+// for the first) before trying again.
+func RetryDelay(failures int32) time.Duration {
+	b := wait.Backoff{Duration: RetryBase, Factor: 2, Jitter: retryJitter, Steps: math.MaxInt32, Cap: RetryCap}
+	d := RetryBase
+	// The cap is reached after 6 steps; more would only repeat it.
+	for range min(max(failures, 1), 10) {
+		d = b.Step()
+	}
+	return d
 }
 
 // maxSpread bounds Spread: ten minutes spreads thousands of sessions over 600 distinct

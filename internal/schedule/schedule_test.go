@@ -105,3 +105,31 @@ func TestSpread(t *testing.T) {
 		t.Errorf("1000 sessions spread over %d seconds with up to %d in one; want >= 400 and <= 8", len(perSecond), busiest)
 	}
 }
+
+func TestRetryDelay(t *testing.T) {
+	tests := []struct {
+		failures int32
+		min, max time.Duration
+	}{
+		{0, 5 * time.Second, 6 * time.Second},
+		{1, 5 * time.Second, 6 * time.Second},
+		{2, 10 * time.Second, 12 * time.Second},
+		{3, 20 * time.Second, 24 * time.Second},
+		{6, 160 * time.Second, 192 * time.Second},
+		{7, RetryCap, RetryCap * 12 / 10},
+		{1000, RetryCap, RetryCap * 12 / 10},
+	}
+	for _, tt := range tests {
+		seen := map[time.Duration]bool{}
+		for range 50 {
+			d := RetryDelay(tt.failures)
+			if d < tt.min || d > tt.max {
+				t.Errorf("RetryDelay(%d) = %v, want within [%v, %v]", tt.failures, d, tt.min, tt.max)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 10 {
+			t.Errorf("RetryDelay(%d) gave %d distinct values in 50 calls: no jitter", tt.failures, len(seen))
+		}
+	}
+}
