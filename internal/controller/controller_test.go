@@ -603,6 +603,45 @@ func TestRetryDelay(t *testing.T) {
 	}
 }
 
+// During an outage that outlasts the token, the Secret says the token has expired, and
+// says it is valid again once a refresh succeeds.
+func TestExpiredTokenIsMarkedInTheSecret(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string { return string(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyTokenStatus]) }
+	if got := status(); got != sessionsv1alpha1.TokenStatusValid {
+		t.Fatalf("token_status after a refresh = %q, want valid", got)
+	}
+
+	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 503}
+	f.clock.Step(50 * time.Minute)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != sessionsv1alpha1.TokenStatusValid {
+		t.Errorf("token_status of a failing session whose token is still valid = %q, want valid", got)
+	}
+	f.clock.Step(11 * time.Minute)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if got, phase := status(), f.session(t).Status.Phase; got != sessionsv1alpha1.TokenStatusExpired ||
+		phase != sessionsv1alpha1.PhaseExpired {
+		t.Errorf("after expiry: token_status %q, phase %s; want expired and Expired", got, phase)
+	}
+
+	f.tidal.err = nil
+	f.clock.Step(time.Minute)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != sessionsv1alpha1.TokenStatusValid {
+		t.Errorf("token_status after recovery = %q, want valid", got)
+	}
+}
+
 func TestClockSkew(t *testing.T) {
 	tests := []struct {
 		name string

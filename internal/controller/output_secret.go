@@ -10,7 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/sessionfile"
@@ -115,7 +117,27 @@ func outputSecretData(tok *tidal.Token, info sessionInfo) (map[string][]byte, er
 		sessionsv1alpha1.KeyCountryCode: []byte(info.CountryCode),
 		sessionsv1alpha1.KeySessionID:   []byte(info.SessionID),
 		sessionsv1alpha1.KeySessionFile: file,
+		sessionsv1alpha1.KeyTokenStatus: []byte(sessionsv1alpha1.TokenStatusValid),
 	}, nil
+}
+
+// markOutputExpired sets the output Secret's token_status to expired when the token in it
+// has expired, so that consumers reading it during an outage are not misled. The token
+// stays: TIDAL rejects it anyway, and a consumer may want to show when it expired. A
+// failure is logged and left to the next attempt, which comes soon.
+func (r *TidalSessionReconciler) markOutputExpired(ctx context.Context, existing *corev1.Secret) {
+	st := tokenStateOf(existing)
+	if !st.present || r.Clock.Now().Before(st.expiresAt) ||
+		string(existing.Data[sessionsv1alpha1.KeyTokenStatus]) == sessionsv1alpha1.TokenStatusExpired {
+		return
+	}
+	marked := existing.DeepCopy()
+	marked.Data[sessionsv1alpha1.KeyTokenStatus] = []byte(sessionsv1alpha1.TokenStatusExpired)
+	// An update, not a patch: it fails on a Secret changed since it was read, and needs no
+	// permission beyond those the operator has.
+	if err := r.Update(ctx, marked); err != nil {
+		logf.FromContext(ctx).Error(err, "Failed to mark the output Secret's token expired", "secret", klog.KObj(existing))
+	}
 }
 
 // writeOutputSecret creates or updates the output Secret with data; existing is what

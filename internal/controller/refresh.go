@@ -81,7 +81,8 @@ type sessionInfo struct {
 }
 
 // refresh asks TIDAL for a new access token and writes it to the output Secret.
-// Side effects, in order: a token request to TIDAL; a rotated refresh token stored in the
+// Side effects, in order: a token request to TIDAL (on failure, an expired token marked so
+// in the output Secret); a rotated refresh token stored in the
 // credentials Secret; a session lookup at TIDAL; the output Secret created or updated;
 // status and Events for the success. A failure at TIDAL is returned as a tidal.Error.
 func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv1alpha1.TidalSession,
@@ -93,6 +94,7 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 	metrics.RefreshDuration.Observe(time.Since(start).Seconds())
 	metrics.RefreshAttempts.WithLabelValues(refreshResult(err)).Inc()
 	if err != nil {
+		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err
 	}
 

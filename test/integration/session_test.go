@@ -34,7 +34,8 @@ var _ = Describe("TidalSession", func() {
 		secret, err := getSecret(ns, "alice-token")
 		Expect(err).NotTo(HaveOccurred())
 		for _, k := range []string{sessionsv1alpha1.KeyAccessToken, sessionsv1alpha1.KeyTokenType, sessionsv1alpha1.KeyExpiresAt,
-			sessionsv1alpha1.KeyUserID, sessionsv1alpha1.KeyCountryCode, sessionsv1alpha1.KeySessionFile} {
+			sessionsv1alpha1.KeyUserID, sessionsv1alpha1.KeyCountryCode, sessionsv1alpha1.KeySessionFile,
+			sessionsv1alpha1.KeyTokenStatus} {
 			Expect(secret.Data).To(HaveKey(k))
 		}
 		Expect(secret.Data).NotTo(HaveKey("refresh_token"))
