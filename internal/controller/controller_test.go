@@ -355,7 +355,7 @@ func TestReconcileFailures(t *testing.T) {
 			objs:      func() []client.Object { return []client.Object{newSession(), newCreds()} },
 			tidalErr:  &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 503},
 			wantPhase: sessionsv1alpha1.PhasePending, wantReason: sessionsv1alpha1.ReasonRefreshRetrying,
-			wantReady: metav1.ConditionFalse, wantCalls: 1, wantInMsg: "attempt 1; next at",
+			wantReady: metav1.ConditionFalse, wantCalls: 1, wantInMsg: "failures 1; next attempt at",
 		},
 	}
 	for _, tt := range tests {
@@ -426,7 +426,7 @@ func TestTransientFailureKeepsValidToken(t *testing.T) {
 	if s.Status.Phase != sessionsv1alpha1.PhaseDegraded || s.Status.ConsecutiveFailures != 3 {
 		t.Errorf("phase %s failures %d", s.Status.Phase, s.Status.ConsecutiveFailures)
 	}
-	if ready := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady); !strings.Contains(ready.Message, "next at") {
+	if ready := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady); !strings.Contains(ready.Message, "next attempt at") {
 		t.Errorf("Ready message %q does not name the next attempt", ready.Message)
 	}
 	if string(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyAccessToken]) != canaryAccess {

@@ -81,18 +81,23 @@ type sessionInfo struct {
 }
 
 // refresh asks TIDAL for a new access token and writes it to the output Secret.
-// Side effects, in order: a token request to TIDAL (on failure, an expired token marked so
-// in the output Secret); a rotated refresh token stored in the
+// Side effects, in order: a token request to TIDAL, unless the session's client is paused
+// (see clientGates); on failure, an expired token marked so in the output Secret; a rotated refresh token stored in the
 // credentials Secret; a session lookup at TIDAL; the output Secret created or updated;
 // status and Events for the success. A failure at TIDAL is returned as a tidal.Error.
 func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv1alpha1.TidalSession,
 	creds tidal.Credentials, existing *corev1.Secret) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 
+	if err := r.gates.admit(creds.ClientID, r.Clock.Now()); err != nil {
+		r.markOutputExpired(ctx, existing)
+		return ctrl.Result{}, err
+	}
 	start := time.Now()
 	tok, err := r.TIDAL.Refresh(ctx, creds)
 	metrics.RefreshDuration.Observe(time.Since(start).Seconds())
 	metrics.RefreshAttempts.WithLabelValues(refreshResult(err)).Inc()
+	err = r.gates.observe(creds.ClientID, err, r.Clock.Now())
 	if err != nil {
 		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err

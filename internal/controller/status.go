@@ -102,15 +102,26 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 		}
 	}
 	o := outcomeOf(err, token, r.RecheckInterval)
+	paused, isPaused := asClientPaused(err)
 	if te, isTIDAL := tidalError(err); isTIDAL {
-		session.Status.ConsecutiveFailures++
+		if !isPaused || paused.asked {
+			session.Status.ConsecutiveFailures++
+		}
+		retrying := o.retry || isPaused
 		if o.retry {
 			// The backoff counts failures in status, so it survives a restart of the operator.
 			o.retry = false
 			o.requeueAfter = retryDelay(te, session.Status.ConsecutiveFailures, untilExpiry)
+		}
+		if isPaused {
+			// Asking before the client's pause ends would only be held back.
+			o.requeueAfter = max(o.requeueAfter, paused.until.Sub(now))
+		}
+		if retrying {
 			next := now.Add(o.requeueAfter).UTC().Truncate(time.Second)
 			session.Status.NextRefreshTime = timePtr(next)
-			o.message += fmt.Sprintf(" (attempt %d; next at %s)", session.Status.ConsecutiveFailures, next.Format(time.RFC3339))
+			o.message += fmt.Sprintf(" (failures %d; next attempt at %s)", session.Status.ConsecutiveFailures,
+				next.Format(time.RFC3339))
 		}
 	}
 	session.Status.Phase = o.phase

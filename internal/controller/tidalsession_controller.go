@@ -41,6 +41,8 @@ type TidalSessionReconciler struct {
 	// RecheckInterval is how long a session waits for a change the operator cannot watch,
 	// such as a credentials Secret appearing.
 	RecheckInterval time.Duration
+	// gates pauses the sessions of a TIDAL client together after a 429 or invalid_client.
+	gates clientGates
 	// MaxConcurrentReconciles is how many sessions are reconciled at once; 0 means 1. One
 	// slow answer from TIDAL then delays only its own session.
 	MaxConcurrentReconciles int
