@@ -12,8 +12,10 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 )
@@ -214,6 +216,44 @@ var _ = Describe("TidalSession", func() {
 		out, err := kubectl("", "-n", ns, "events", "--for", "tidalsession/gina")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(And(ContainSubstring(sessionsv1alpha1.ReasonReauthRequired), ContainSubstring(sessionsv1alpha1.ReasonRefreshed)))
+	})
+
+	It("pauses all 20 sessions of a client TIDAL revokes, with a bounded number of requests", func() {
+		ns := newNamespace()
+		var manifest strings.Builder
+		for i := range 20 {
+			name := fmt.Sprintf("r%02d", i)
+			manifest.WriteString(credentialsSecretYAML(ns, name+"-creds", revokedClient, issueGrant(revokedClient, int64(5560000+i), "IS")))
+			manifest.WriteString("---\n" + sessionYAML(ns, name, name+"-creds", name+"-token") + "---\n")
+		}
+		_, err := kubectl(manifest.String(), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsessions", "--all", "--timeout=60s")
+		Expect(err).NotTo(HaveOccurred())
+
+		requests := func() int { return tidalSrv.Stats().Clients[revokedClient] }
+		before, revokedAt := requests(), time.Now()
+		Expect(tidalSrv.RevokeClient(revokedClient)).To(Succeed())
+		rejected := func() int {
+			var list sessionsv1alpha1.TidalSessionList
+			Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			n := 0
+			for _, s := range list.Items {
+				if c := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady); c != nil &&
+					c.Reason == sessionsv1alpha1.ReasonClientRejected {
+					n++
+				}
+			}
+			return n
+		}
+		// The 60-second tokens fall due within 30 seconds.
+		Eventually(rejected, 50*time.Second, time.Second).Should(Equal(20))
+		time.Sleep(20 * time.Second)
+		sent := requests() - before
+		GinkgoWriter.Printf("20 sessions of a revoked client: %d token requests in %v\n", sent,
+			time.Since(revokedAt).Round(time.Second))
+		// Without the shared pause, each session would retry on its own: about 80 requests.
+		Expect(sent).To(BeNumerically("<=", 12))
 	})
 
 	It("leaves a pre-existing unmanaged Secret of the output name untouched", func() {

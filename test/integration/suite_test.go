@@ -41,6 +41,8 @@ const (
 	longClient  = "it-long"
 	// reauthClient is used by one spec only, so TIDAL's request count per client is its own.
 	reauthClient = "it-reauth"
+	// revokedClient (60-second tokens) is revoked by one spec while 20 sessions use it.
+	revokedClient = "it-revoked"
 )
 
 var (
@@ -107,6 +109,7 @@ var _ = BeforeSuite(func() {
 			{ID: shortClient, Secret: canaryClientSecret, Name: "Integration short", AccessTokenLifetime: time.Minute},
 			{ID: longClient, Secret: canaryClientSecret, Name: "Integration long"},
 			{ID: reauthClient, Secret: canaryClientSecret, Name: "Integration re-login"},
+			{ID: revokedClient, Secret: canaryClientSecret, Name: "Integration revoked", AccessTokenLifetime: time.Minute},
 		},
 	})
 	tidalHTTP = httptest.NewServer(tidalSrv)
