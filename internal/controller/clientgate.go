@@ -89,8 +89,9 @@ func (g *clientGates) admit(clientID string, now time.Time) error {
 }
 
 // observe records TIDAL's answer to a refresh of a session of clientID, and returns err,
-// wrapped when it paused the client. Success reopens the client for every session.
-func (g *clientGates) observe(clientID string, err error, now time.Time) error {
+// wrapped when it paused the client; base is the backoff's first pause. Success reopens
+// the client for every session.
+func (g *clientGates) observe(clientID string, err error, now time.Time, base time.Duration) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err == nil {
@@ -111,6 +112,6 @@ func (g *clientGates) observe(clientID string, err error, now time.Time) error {
 	}
 	gate.failures++
 	gate.cause = te
-	gate.until = now.Add(max(te.RetryAfter, schedule.RetryDelay(gate.failures)))
+	gate.until = now.Add(max(te.RetryAfter, schedule.RetryDelay(gate.failures, base)))
 	return &clientPaused{until: gate.until, cause: te, asked: true}
 }

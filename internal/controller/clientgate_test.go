@@ -23,13 +23,13 @@ func TestClientGates(t *testing.T) {
 	if err := g.admit("c1", t0); err != nil {
 		t.Fatalf("a client never paused is admitted, got %v", err)
 	}
-	if err := g.observe("c1", &tidal.Error{Kind: tidal.Transient, HTTPStatus: 503}, t0); err == nil {
+	if err := g.observe("c1", &tidal.Error{Kind: tidal.Transient, HTTPStatus: 503}, t0, 0); err == nil {
 		t.Fatal("observe dropped the error")
 	} else if _, paused := asClientPaused(err); paused {
 		t.Error("an outage of TIDAL paused the client: only 429 and invalid_client do")
 	}
 
-	err := g.observe("c1", limited, t0)
+	err := g.observe("c1", limited, t0, 0)
 	if p, ok := asClientPaused(err); !ok || !p.asked || !p.until.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("429 with Retry-After 60s: %v; want the client paused until %v", err, t0.Add(time.Minute))
 	}
@@ -53,7 +53,7 @@ func TestClientGates(t *testing.T) {
 		t.Errorf("a lost probe keeps the client paused: %v", err)
 	}
 
-	if err := g.observe("c1", nil, t0.Add(2*time.Minute)); err != nil {
+	if err := g.observe("c1", nil, t0.Add(2*time.Minute), 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.admit("c1", t0.Add(2*time.Minute)); err != nil {

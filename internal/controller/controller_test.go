@@ -596,7 +596,7 @@ func TestRetryDelay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if d := retryDelay(tt.err, tt.failures, tt.untilExpiry); d < tt.min || d > tt.max {
+			if d := retryDelay(tt.err, tt.failures, tt.untilExpiry, 0); d < tt.min || d > tt.max {
 				t.Errorf("retryDelay = %v, want within [%v, %v]", d, tt.min, tt.max)
 			}
 		})

@@ -97,7 +97,7 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 	tok, err := r.TIDAL.Refresh(ctx, creds)
 	metrics.RefreshDuration.Observe(time.Since(start).Seconds())
 	metrics.RefreshAttempts.WithLabelValues(refreshResult(err)).Inc()
-	err = r.gates.observe(creds.ClientID, err, r.Clock.Now())
+	err = r.gates.observe(creds.ClientID, err, r.Clock.Now(), r.RetryBase)
 	if err != nil {
 		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err

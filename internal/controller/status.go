@@ -111,7 +111,7 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 		if o.retry {
 			// The backoff counts failures in status, so it survives a restart of the operator.
 			o.retry = false
-			o.requeueAfter = retryDelay(te, session.Status.ConsecutiveFailures, untilExpiry)
+			o.requeueAfter = retryDelay(te, session.Status.ConsecutiveFailures, untilExpiry, r.RetryBase)
 		}
 		if isPaused {
 			// Asking before the client's pause ends would only be held back.
@@ -147,8 +147,8 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 // failures that may pass: TIDAL's Retry-After when it sent one, since asking earlier would
 // only be refused again, and capped exponential backoff with jitter otherwise. A valid
 // token's expiry cuts the wait short, so the session shows Expired on time.
-func retryDelay(te *tidal.Error, failures int32, untilExpiry time.Duration) time.Duration {
-	d := schedule.RetryDelay(failures)
+func retryDelay(te *tidal.Error, failures int32, untilExpiry, base time.Duration) time.Duration {
+	d := schedule.RetryDelay(failures, base)
 	if te.RetryAfter > 0 {
 		d = te.RetryAfter
 	}

@@ -43,6 +43,9 @@ type TidalSessionReconciler struct {
 	RecheckInterval time.Duration
 	// gates pauses the sessions of a TIDAL client together after a 429 or invalid_client.
 	gates clientGates
+	// RetryBase is the first wait of the backoff after a failure at TIDAL; 0 means
+	// schedule.RetryBase. Tests shorten it.
+	RetryBase time.Duration
 	// MaxConcurrentReconciles is how many sessions are reconciled at once; 0 means 1. One
 	// slow answer from TIDAL then delays only its own session.
 	MaxConcurrentReconciles int

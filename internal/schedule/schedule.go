@@ -54,10 +54,13 @@ const (
 )
 
 // RetryDelay returns how long to wait after the given number of consecutive failures (1
-// for the first) before trying again.
-func RetryDelay(failures int32) time.Duration {
-	b := wait.Backoff{Duration: RetryBase, Factor: 2, Jitter: retryJitter, Steps: math.MaxInt32, Cap: RetryCap}
-	d := RetryBase
+// for the first) before trying again, starting from base (RetryBase when 0).
+func RetryDelay(failures int32, base time.Duration) time.Duration {
+	if base <= 0 {
+		base = RetryBase
+	}
+	b := wait.Backoff{Duration: base, Factor: 2, Jitter: retryJitter, Steps: math.MaxInt32, Cap: RetryCap}
+	d := base
 	// The cap is reached after 6 steps; more would only repeat it.
 	for range min(max(failures, 1), 10) {
 		d = b.Step()

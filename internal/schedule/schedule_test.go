@@ -122,7 +122,7 @@ func TestRetryDelay(t *testing.T) {
 	for _, tt := range tests {
 		seen := map[time.Duration]bool{}
 		for range 50 {
-			d := RetryDelay(tt.failures)
+			d := RetryDelay(tt.failures, 0)
 			if d < tt.min || d > tt.max {
 				t.Errorf("RetryDelay(%d) = %v, want within [%v, %v]", tt.failures, d, tt.min, tt.max)
 			}
