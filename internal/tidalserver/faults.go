@@ -96,6 +96,12 @@ func (s *Server) ResetFaults() {
 func (s *Server) intercept(w http.ResponseWriter, req *Request) bool {
 	f, interceptors := s.takeFault(req)
 	if f != nil {
+		// Counted when taken: a client that gives up during the delay has met the fault too.
+		if f.Status != 0 {
+			s.count(req.ClientID, req.Endpoint, "fault_"+strconv.Itoa(f.Status))
+		} else {
+			s.count(req.ClientID, req.Endpoint, "delay")
+		}
 		if f.Delay > 0 {
 			t := time.NewTimer(f.Delay)
 			select {
@@ -106,11 +112,9 @@ func (s *Server) intercept(w http.ResponseWriter, req *Request) bool {
 			}
 		}
 		if f.Status != 0 {
-			s.count(req.ClientID, req.Endpoint, "fault_"+strconv.Itoa(f.Status))
 			writeFault(w, f)
 			return true
 		}
-		s.count(req.ClientID, req.Endpoint, "delay")
 	}
 	for _, i := range interceptors {
 		if i(w, req) {
