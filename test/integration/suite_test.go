@@ -6,6 +6,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -43,6 +44,8 @@ const (
 	reauthClient = "it-reauth"
 	// revokedClient (60-second tokens) is revoked by one spec while 20 sessions use it.
 	revokedClient = "it-revoked"
+	// faultClient is the client whose token answers the fault specs break.
+	faultClient = "it-faults"
 )
 
 var (
@@ -110,6 +113,7 @@ var _ = BeforeSuite(func() {
 			{ID: longClient, Secret: canaryClientSecret, Name: "Integration long"},
 			{ID: reauthClient, Secret: canaryClientSecret, Name: "Integration re-login"},
 			{ID: revokedClient, Secret: canaryClientSecret, Name: "Integration revoked", AccessTokenLifetime: time.Minute},
+			{ID: faultClient, Secret: canaryClientSecret, Name: "Integration faults"},
 		},
 	})
 	tidalHTTP = httptest.NewServer(tidalSrv)
@@ -124,12 +128,14 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.TidalSessionReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("tidal-session-operator"),
-		Clock:                   clock.RealClock{},
-		TIDAL:                   tidal.NewClient(endpoints, nil, clock.RealClock{}),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorder("tidal-session-operator"),
+		Clock:     clock.RealClock{},
+		// A short timeout, so that a fault spec can answer slower than it.
+		TIDAL:                   tidal.NewClient(endpoints, &http.Client{Timeout: 2 * time.Second}, clock.RealClock{}),
+		RetryBase:               200 * time.Millisecond,
 		RecheckInterval:         2 * time.Second,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
