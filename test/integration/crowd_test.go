@@ -1,0 +1,66 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+)
+
+var _ = Describe("Many sessions", func() {
+	It("refreshes 200 sessions created at once spread over the allowed window, none late", func() {
+		const n = 200
+		ns := newNamespace()
+		var manifest strings.Builder
+		for i := range n {
+			name := fmt.Sprintf("c%03d", i)
+			manifest.WriteString(credentialsSecretYAML(ns, name+"-creds", crowdClient, issueGrant(crowdClient, int64(5580000+i), "PT")))
+			manifest.WriteString("---\n" + sessionYAML(ns, name, name+"-creds", name+"-token") + "---\n")
+		}
+		_, err := kubectl(manifest.String(), "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		list := func() []sessionsv1alpha1.TidalSession {
+			var l sessionsv1alpha1.TidalSessionList
+			Expect(k8s.List(context.Background(), &l, client.InNamespace(ns))).To(Succeed())
+			return l.Items
+		}
+		refreshedAtLeast := func(count int64) func() int {
+			return func() int {
+				done := 0
+				for _, s := range list() {
+					if s.Status.RefreshCount >= count {
+						done++
+					}
+				}
+				return done
+			}
+		}
+		Eventually(refreshedAtLeast(1), 60*time.Second, time.Second).Should(Equal(n))
+		firstExpiry := map[string]time.Time{}
+		for _, s := range list() {
+			firstExpiry[s.Name] = s.Status.AccessTokenExpiresAt.Time
+		}
+
+		// The 60-second tokens are refreshed half-way, less each session's spread of up to 6 s.
+		Eventually(refreshedAtLeast(2), 60*time.Second, time.Second).Should(Equal(n))
+		perSecond := map[int64]int{}
+		for _, s := range list() {
+			Expect(s.Status.LastRefreshTime.Time.Before(firstExpiry[s.Name])).To(BeTrue(),
+				"session %s refreshed after its token expired", s.Name)
+			perSecond[s.Status.LastRefreshTime.Unix()]++
+		}
+		busiest := 0
+		for _, c := range perSecond {
+			busiest = max(busiest, c)
+		}
+		GinkgoWriter.Printf("200 sessions: second refreshes in %d distinct seconds, at most %d in one\n",
+			len(perSecond), busiest)
+		Expect(len(perSecond)).To(BeNumerically(">=", 3), "refreshes were not spread")
+	})
+})
