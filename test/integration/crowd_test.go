@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,14 +15,7 @@ var _ = Describe("Many sessions", func() {
 	It("refreshes 200 sessions created at once spread over the allowed window, none late", func() {
 		const n = 200
 		ns := newNamespace()
-		var manifest strings.Builder
-		for i := range n {
-			name := fmt.Sprintf("c%03d", i)
-			manifest.WriteString(credentialsSecretYAML(ns, name+"-creds", crowdClient, issueGrant(crowdClient, int64(5580000+i), "PT")))
-			manifest.WriteString("---\n" + sessionYAML(ns, name, name+"-creds", name+"-token") + "---\n")
-		}
-		_, err := kubectl(manifest.String(), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
+		applySessions(ns, "c", crowdClient, n, 5580000)
 		list := func() []sessionsv1alpha1.TidalSession {
 			var l sessionsv1alpha1.TidalSessionList
 			Expect(k8s.List(context.Background(), &l, client.InNamespace(ns))).To(Succeed())

@@ -112,6 +112,20 @@ func applySession(ns, name, clientID, refreshToken string) {
 	Expect(err).NotTo(HaveOccurred())
 }
 
+// applySessions applies, in one kubectl apply, n sessions PREFIX000... of clientID as
+// applySession does, each with a grant of its own user, numbered from firstUser.
+func applySessions(ns, prefix, clientID string, n int, firstUser int64) {
+	GinkgoHelper()
+	var manifest strings.Builder
+	for i := range n {
+		name := fmt.Sprintf("%s%03d", prefix, i)
+		manifest.WriteString(credentialsSecretYAML(ns, name+"-creds", clientID, issueGrant(clientID, firstUser+int64(i), "IS")))
+		manifest.WriteString("---\n" + sessionYAML(ns, name, name+"-creds", name+"-token") + "---\n")
+	}
+	_, err := kubectl(manifest.String(), "apply", "-f", "-")
+	Expect(err).NotTo(HaveOccurred())
+}
+
 func sessionYAML(ns, name, creds, output string) string {
 	return fmt.Sprintf(`apiVersion: sessions.tidal-mcp.dev/v1alpha1
 kind: TidalSession

@@ -220,15 +220,8 @@ var _ = Describe("TidalSession", func() {
 
 	It("pauses all 20 sessions of a client TIDAL revokes, with a bounded number of requests", func() {
 		ns := newNamespace()
-		var manifest strings.Builder
-		for i := range 20 {
-			name := fmt.Sprintf("r%02d", i)
-			manifest.WriteString(credentialsSecretYAML(ns, name+"-creds", revokedClient, issueGrant(revokedClient, int64(5560000+i), "IS")))
-			manifest.WriteString("---\n" + sessionYAML(ns, name, name+"-creds", name+"-token") + "---\n")
-		}
-		_, err := kubectl(manifest.String(), "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred())
-		_, err = kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsessions", "--all", "--timeout=60s")
+		applySessions(ns, "r", revokedClient, 20, 5560000)
+		_, err := kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsessions", "--all", "--timeout=60s")
 		Expect(err).NotTo(HaveOccurred())
 
 		requests := func() int { return tidalSrv.Stats().Clients[revokedClient] }
