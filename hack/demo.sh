@@ -142,7 +142,11 @@ if [[ "${KEEP:-}" == 1 ]]; then
   echo "export KUBECONFIG=$KUBECONFIG"
   echo "kubectl is at $KUBECTL; the operator logs to ${WORK#"$ROOT"/}/operator.log"
   echo "(Ctrl-C ends with make's \"Error 130\": that is the interrupt, not a failure)"
-  while :; do sleep 3600; done
+  # A foreground sleep would hold the traps off until it ends; wait returns at once.
+  while :; do
+    sleep 3600 &
+    wait $!
+  done
 fi
 echo
 echo "Demo done: the session became Ready and was refreshed before its token expired."

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -642,6 +643,63 @@ func TestExpiredTokenIsMarkedInTheSecret(t *testing.T) {
 	}
 }
 
+// While refreshes fail, neither watch events nor refresh requests ask TIDAL before the
+// backoff says so.
+func TestBackoffHoldsBackRequests(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(50 * time.Minute)
+	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 500}
+	res, err := f.reconcile(t)
+	if err != nil || f.tidal.calls != 2 {
+		t.Fatalf("failing refresh: %d calls, %v", f.tidal.calls, err)
+	}
+	for i := range 5 {
+		s := f.session(t)
+		s.Annotations = map[string]string{sessionsv1alpha1.RefreshRequestAnnotation: f.clock.Now().Add(time.Duration(i) * time.Second).Format(time.RFC3339)}
+		if err := f.c.Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.reconcile(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.tidal.calls != 2 {
+		t.Errorf("5 requests during the backoff made %d more calls, want 0", f.tidal.calls-2)
+	}
+	f.clock.Step(res.RequeueAfter)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if f.tidal.calls != 3 {
+		t.Errorf("after the backoff: %d calls, want 3", f.tidal.calls)
+	}
+}
+
+// A credentials Secret changed without a new refresh token (a label, say) does not send
+// the token TIDAL rejected again.
+func TestRejectedTokenIsNotResentAfterAnUnrelatedChange(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.GrantInvalid, Code: "invalid_grant", HTTPStatus: 400}
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	creds := f.secret(t, "alice-creds")
+	creds.Labels = map[string]string{"team": "music"}
+	if err := f.c.Update(context.Background(), creds); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(time.Minute)
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if f.tidal.calls != 1 {
+		t.Errorf("the rejected token was sent %d times, want once", f.tidal.calls)
+	}
+}
+
 func TestClockSkew(t *testing.T) {
 	tests := []struct {
 		name string
@@ -683,6 +741,18 @@ func TestClockSkewIsReportedOnce(t *testing.T) {
 	}
 	if containsReason(f.drainEvents(), sessionsv1alpha1.ReasonClockSkew) {
 		t.Error("ClockSkew Event repeated on every refresh")
+	}
+}
+
+func TestRequestKey(t *testing.T) {
+	for _, v := range []string{"2026-12-04T10:00:00Z", strings.Repeat("x", 100), strings.Repeat("€", 30), "é" + strings.Repeat("a", 70)} {
+		k := requestKey(v)
+		if len(k) > maxRequestValue || !utf8.ValidString(k) || !strings.HasPrefix(v, k) {
+			t.Errorf("requestKey(%q) = %q: want a valid prefix of at most %d bytes", v, k, maxRequestValue)
+		}
+	}
+	if k := requestKey("2026-12-04T10:00:00Z"); k != "2026-12-04T10:00:00Z" {
+		t.Errorf("a short value was changed: %q", k)
 	}
 }
 

@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,12 +44,14 @@ func (r *TidalSessionReconciler) loadCredentials(ctx context.Context, session *s
 }
 
 // awaitNewCredentials keeps a session whose refresh token TIDAL rejected from asking TIDAL
-// again with the same token: only a changed credentials Secret (a new login) can help, and
-// the operator cannot watch that Secret, so it looks again after recheck.
-func awaitNewCredentials(session *sessionsv1alpha1.TidalSession, version string, recheck time.Duration) error {
+// again with the same token: only a new login can help, and the operator cannot watch the
+// credentials Secret, so it looks again after recheck. The Secret counts as unchanged when
+// its resourceVersion is the one last used, or when sameToken says that the token in it is
+// the one TIDAL rejected (the Secret changed elsewhere, e.g. a label).
+func awaitNewCredentials(session *sessionsv1alpha1.TidalSession, version string, sameToken bool, recheck time.Duration) error {
 	ready := meta.FindStatusCondition(session.Status.Conditions, sessionsv1alpha1.ConditionReady)
 	if ready == nil || ready.Reason != sessionsv1alpha1.ReasonReauthRequired ||
-		session.Status.CredentialsVersion != version {
+		(session.Status.CredentialsVersion != version && !sameToken) {
 		return nil
 	}
 	return waitf(recheck, sessionsv1alpha1.PhaseReauthRequired, sessionsv1alpha1.ReasonReauthRequired, "%s", ready.Message)
@@ -87,6 +91,25 @@ func credentialsFrom(secret *corev1.Secret, ref sessionsv1alpha1.CredentialsSecr
 		return tidal.Credentials{}, err
 	}
 	return creds, nil
+}
+
+// rejectedTokens remembers, per session, a digest of the refresh token TIDAL rejected,
+// so that a credentials Secret changed in some other way does not send it again. It is
+// memory only: a digest in status would be a fingerprint of a secret, and after a restart
+// the resourceVersion check still holds.
+type rejectedTokens struct{ m sync.Map }
+
+func tokenDigest(token string) [sha256.Size]byte { return sha256.Sum256([]byte(token)) }
+
+func (t *rejectedTokens) remember(session types.NamespacedName, token string) {
+	t.m.Store(session, tokenDigest(token))
+}
+
+func (t *rejectedTokens) forget(session types.NamespacedName) { t.m.Delete(session) }
+
+func (t *rejectedTokens) rejected(session types.NamespacedName, token string) bool {
+	d, ok := t.m.Load(session)
+	return ok && d.([sha256.Size]byte) == tokenDigest(token)
 }
 
 // printableASCII says whether v is printable ASCII, as TIDAL's tokens and client ids are.

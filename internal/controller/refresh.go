@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
@@ -46,8 +48,29 @@ const (
 // maxRequestValue bounds what is recorded of an annotation value in status.
 const maxRequestValue = 64
 
-// requestKey is what status records of an annotation value.
-func requestKey(value string) string { return value[:min(len(value), maxRequestValue)] }
+// requestKey is what status records of an annotation value: at most maxRequestValue bytes,
+// cut at a character boundary so that the API server stores exactly what was recorded.
+func requestKey(value string) string {
+	if len(value) <= maxRequestValue {
+		return value
+	}
+	cut := maxRequestValue
+	for cut > 0 && !utf8.RuneStart(value[cut]) {
+		cut--
+	}
+	return value[:cut]
+}
+
+// backoffRemaining says whether the session is backing off after failures at TIDAL, and
+// for how long still: until status.nextRefreshTime, which recordOutcome set from the
+// backoff. A person's refresh request does not cut it short: that would let annotating in a
+// loop hammer a failing TIDAL.
+func backoffRemaining(status sessionsv1alpha1.TidalSessionStatus, now time.Time) (time.Duration, bool) {
+	if status.ConsecutiveFailures == 0 || status.NextRefreshTime == nil || !now.Before(status.NextRefreshTime.Time) {
+		return 0, false
+	}
+	return status.NextRefreshTime.Sub(now), true
+}
 
 // decideRequest decides what the refresh request annotation value asks, given the value
 // last handled and when the current token arrived. A refresh in a later second than the
@@ -98,6 +121,11 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 	metrics.RefreshDuration.Observe(time.Since(start).Seconds())
 	metrics.RefreshAttempts.WithLabelValues(refreshResult(err)).Inc()
 	err = r.gates.observe(creds.ClientID, err, r.Clock.Now(), r.RetryBase)
+	if tidal.KindOf(err) == tidal.GrantInvalid {
+		r.rejected.remember(client.ObjectKeyFromObject(session), creds.RefreshToken)
+	} else if err == nil {
+		r.rejected.forget(client.ObjectKeyFromObject(session))
+	}
 	if err != nil {
 		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err
@@ -125,13 +153,6 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 			"Output Secret was missing and has been created again")
 	}
 
-	if value := session.Annotations[sessionsv1alpha1.RefreshRequestAnnotation]; value != "" &&
-		requestKey(value) != session.Status.LastRefreshRequest {
-		// Whether or not the request caused this refresh, it satisfies it.
-		session.Status.LastRefreshRequest = requestKey(value)
-		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshRequested, "Refresh",
-			"Refreshed on request ("+sessionsv1alpha1.RefreshRequestAnnotation+")")
-	}
 	r.recordClockSkew(ctx, session, tok)
 	st := tokenState{present: true, refreshedAt: truncate(tok.ReceivedAt), expiresAt: truncate(tok.ExpiresAt)}
 	_, next := refreshDue(tok.ReceivedAt, st, session.Spec.Refresh, string(session.UID))

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -41,6 +42,8 @@ type TidalSessionReconciler struct {
 	// RecheckInterval is how long a session waits for a change the operator cannot watch,
 	// such as a credentials Secret appearing.
 	RecheckInterval time.Duration
+	// rejected remembers the refresh tokens TIDAL rejected, per session.
+	rejected rejectedTokens
 	// gates pauses the sessions of a TIDAL client together after a 429 or invalid_client.
 	gates clientGates
 	// RetryBase is the first wait of the backoff after a failure at TIDAL; 0 means
@@ -62,6 +65,9 @@ func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	session := &sessionsv1alpha1.TidalSession{}
 	if err := r.Get(ctx, req.NamespacedName, session); err != nil {
 		// Gone: the output Secret's owner reference lets the garbage collector remove it.
+		if apierrors.IsNotFound(err) {
+			r.rejected.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := session.DeepCopy()
@@ -91,7 +97,8 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := awaitNewCredentials(session, version, r.RecheckInterval); err != nil {
+	sameToken := r.rejected.rejected(client.ObjectKeyFromObject(session), creds.RefreshToken)
+	if err := awaitNewCredentials(session, version, sameToken, r.RecheckInterval); err != nil {
 		return ctrl.Result{}, err
 	}
 	session.Status.CredentialsVersion = version
@@ -104,26 +111,45 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *
 	now := r.Clock.Now()
 	st := tokenStateOf(existing)
 	due, next := refreshDue(now, st, session.Spec.Refresh, string(session.UID))
-	if due {
-		return r.refresh(ctx, session, creds, existing)
+	decision, wait := decideRequest(session.Annotations[sessionsv1alpha1.RefreshRequestAnnotation],
+		session.Status.LastRefreshRequest, st.refreshedAt, now)
+	if due || decision == requestDue {
+		if backoff, failing := backoffRemaining(session.Status, now); failing {
+			// Failing: neither a watch event nor a refresh request may ask TIDAL before the
+			// backoff says so. Status already says when.
+			return ctrl.Result{RequeueAfter: backoff}, nil
+		}
+		result, err := r.refresh(ctx, session, creds, existing)
+		if err == nil {
+			r.handleRequest(session, decision, true)
+		}
+		return result, err
 	}
-	requeue := next.Sub(now)
+	r.handleRequest(session, decision, false)
+	if decision == requestTooSoon {
+		next = now.Add(min(next.Sub(now), wait))
+	}
+	markTokenValid(session, st, next, now)
+	return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
+}
+
+// handleRequest records the outcome of the refresh request annotation in status and Events.
+// refreshed says whether this reconcile refreshed the token, which satisfies any request.
+func (r *TidalSessionReconciler) handleRequest(session *sessionsv1alpha1.TidalSession, decision request, refreshed bool) {
 	value := session.Annotations[sessionsv1alpha1.RefreshRequestAnnotation]
-	switch decision, wait := decideRequest(value, session.Status.LastRefreshRequest, st.refreshedAt, now); decision {
-	case requestDue:
-		return r.refresh(ctx, session, creds, existing)
-	case requestTooSoon:
-		requeue = min(requeue, wait)
-	case requestSatisfied:
-		session.Status.LastRefreshRequest = requestKey(value)
-	case requestInvalid:
+	switch {
+	case decision == requestInvalid:
 		session.Status.LastRefreshRequest = requestKey(value)
 		r.event(session, corev1.EventTypeWarning, sessionsv1alpha1.ReasonRefreshRequestInvalid, "Refresh",
 			"The "+sessionsv1alpha1.RefreshRequestAnnotation+" annotation must be an RFC 3339 time such as "+
 				"2026-12-04T10:00:00Z; the request is ignored")
+	case decision == requestSatisfied:
+		session.Status.LastRefreshRequest = requestKey(value)
+	case refreshed && (decision == requestDue || decision == requestTooSoon):
+		session.Status.LastRefreshRequest = requestKey(value)
+		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshRequested, "Refresh",
+			"Refreshed on request ("+sessionsv1alpha1.RefreshRequestAnnotation+")")
 	}
-	markTokenValid(session, st, next, now)
-	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // SetupWithManager registers the reconciler. It watches TidalSessions and the Secrets they

@@ -38,8 +38,8 @@ var _ = Describe("Many sessions", func() {
 			firstExpiry[s.Name] = s.Status.AccessTokenExpiresAt.Time
 		}
 
-		// The 60-second tokens are refreshed half-way, less each session's spread of up to 6 s.
-		Eventually(refreshedAtLeast(2), 60*time.Second, time.Second).Should(Equal(n))
+		// The 2-minute tokens are refreshed half-way, less each session's spread of up to 12 s.
+		Eventually(refreshedAtLeast(2), 90*time.Second, time.Second).Should(Equal(n))
 		perSecond := map[int64]int{}
 		for _, s := range list() {
 			Expect(s.Status.LastRefreshTime.Time.Before(firstExpiry[s.Name])).To(BeTrue(),
@@ -52,6 +52,6 @@ var _ = Describe("Many sessions", func() {
 		}
 		GinkgoWriter.Printf("200 sessions: second refreshes in %d distinct seconds, at most %d in one\n",
 			len(perSecond), busiest)
-		Expect(len(perSecond)).To(BeNumerically(">=", 3), "refreshes were not spread")
+		Expect(len(perSecond)).To(BeNumerically(">=", 8), "refreshes were not spread")
 	})
 })

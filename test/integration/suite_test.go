@@ -46,7 +46,8 @@ const (
 	revokedClient = "it-revoked"
 	// faultClient is the client whose token answers the fault specs break.
 	faultClient = "it-faults"
-	// crowdClient (60-second tokens) serves 200 sessions created at once.
+	// crowdClient (2-minute tokens, the shortest whose refreshes the spread still moves) serves
+	// 200 sessions created at once.
 	crowdClient = "it-crowd"
 )
 
@@ -116,7 +117,7 @@ var _ = BeforeSuite(func() {
 			{ID: reauthClient, Secret: canaryClientSecret, Name: "Integration re-login"},
 			{ID: revokedClient, Secret: canaryClientSecret, Name: "Integration revoked", AccessTokenLifetime: time.Minute},
 			{ID: faultClient, Secret: canaryClientSecret, Name: "Integration faults"},
-			{ID: crowdClient, Secret: canaryClientSecret, Name: "Integration crowd", AccessTokenLifetime: time.Minute},
+			{ID: crowdClient, Secret: canaryClientSecret, Name: "Integration crowd", AccessTokenLifetime: 2 * time.Minute},
 		},
 	})
 	tidalHTTP = httptest.NewServer(tidalSrv)
