@@ -2,6 +2,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -49,6 +50,9 @@ type TidalSessionReconciler struct {
 	// RetryBase is the first wait of the backoff after a failure at TIDAL; 0 means
 	// schedule.RetryBase. Tests shorten it.
 	RetryBase time.Duration
+	// Name names the controller in logs and metrics; empty means "tidalsession". Names
+	// must be unique within a process.
+	Name string
 	// MaxConcurrentReconciles is how many sessions are reconciled at once; 0 means 1. One
 	// slow answer from TIDAL then delays only its own session.
 	MaxConcurrentReconciles int
@@ -160,7 +164,7 @@ func (r *TidalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
-		Named("tidalsession").
+		Named(cmp.Or(r.Name, "tidalsession")).
 		Complete(r)
 }
 

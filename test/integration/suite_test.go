@@ -17,10 +17,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -49,6 +51,10 @@ const (
 	// crowdClient (2-minute tokens, the shortest whose refreshes the spread still moves) serves
 	// 200 sessions created at once.
 	crowdClient = "it-crowd"
+	// replicasClient (60-second tokens) serves the sessions of the replica spec, in
+	// replicasNamespace.
+	replicasClient    = "it-replicas"
+	replicasNamespace = "it-replicas"
 )
 
 var (
@@ -118,15 +124,25 @@ var _ = BeforeSuite(func() {
 			{ID: revokedClient, Secret: canaryClientSecret, Name: "Integration revoked", AccessTokenLifetime: time.Minute},
 			{ID: faultClient, Secret: canaryClientSecret, Name: "Integration faults"},
 			{ID: crowdClient, Secret: canaryClientSecret, Name: "Integration crowd", AccessTokenLifetime: 2 * time.Minute},
+			{ID: replicasClient, Secret: canaryClientSecret, Name: "Integration replicas", AccessTokenLifetime: time.Minute},
 		},
 	})
 	tidalHTTP = httptest.NewServer(tidalSrv)
 	endpoints := tidal.Endpoints{AuthBaseURL: tidalHTTP.URL + "/v1/oauth2/", APIBaseURL: tidalHTTP.URL + "/v1/"}
 	tidalAPI = tidal.NewClient(endpoints, nil, nil)
 
+	// This manager serves every namespace but replicasNamespace, where the replica spec runs
+	// managers of its own.
+	cacheOpts := controller.CacheOptions(nil)
+	notReplicas := fields.OneTermNotEqualSelector("metadata.namespace", replicasNamespace)
+	for obj, byObject := range cacheOpts.ByObject {
+		byObject.Field = notReplicas
+		cacheOpts.ByObject[obj] = byObject
+	}
+	cacheOpts.ByObject[&sessionsv1alpha1.TidalSession{}] = cache.ByObject{Field: notReplicas}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  controller.CacheOptions(nil),
+		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
