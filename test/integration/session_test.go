@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
 )
 
 var _ = Describe("TidalSession", func() {
@@ -296,4 +297,36 @@ var _ = Describe("TidalSession", func() {
 			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n  refresh: {beforeExpiryPercent: 51}\n",
 			"beforeExpiryPercent"),
 	)
+})
+
+var _ = Describe("Refresh-token rotation", func() {
+	It("stores each rotated refresh token before using the new access token, and keeps going", func() {
+		tidalSrv.SetRotation(tidalserver.Rotation{Enabled: true, RevokeOnReuse: true})
+		DeferCleanup(tidalSrv.SetRotation, tidalserver.Rotation{})
+		ns := newNamespace()
+		first := issueGrant(longClient, 5550009, "BE")
+		applySession(ns, "ivy", longClient, first)
+		_, err := kubectl("", "-n", ns, "wait", "--for=condition=Ready", "tidalsession/ivy", "--timeout=30s")
+		Expect(err).NotTo(HaveOccurred())
+		storedToken := func() string {
+			s := &corev1.Secret{}
+			Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: "ivy-creds"}, s)).To(Succeed())
+			return string(s.Data["refresh_token"])
+		}
+		second := storedToken()
+		Expect(second).NotTo(Equal(first), "the rotated refresh token was not stored")
+
+		// The old token is retired, and reusing it would revoke the grant: the next refresh
+		// must use the stored one.
+		_, err = kubectl("", "-n", ns, "annotate", "tidalsession/ivy", "--overwrite",
+			sessionsv1alpha1.RefreshRequestAnnotation+"="+time.Now().UTC().Format(time.RFC3339))
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() int64 { return getSession(ns, "ivy").Status.RefreshCount }, 45*time.Second, 250*time.Millisecond).
+			Should(BeEquivalentTo(2))
+		Expect(storedToken()).NotTo(Or(Equal(first), Equal(second)))
+		Expect(getSession(ns, "ivy").Status.Phase).To(Equal(sessionsv1alpha1.PhaseActive))
+		out, err := kubectl("", "-n", ns, "events", "--for", "tidalsession/ivy")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring(sessionsv1alpha1.ReasonTokenRotated))
+	})
 })
