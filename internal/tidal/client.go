@@ -335,10 +335,16 @@ func transportCause(err error) string {
 	}
 }
 
-// retryAfter reads a Retry-After header in seconds or as an HTTP date, which is read against
-// now, and bounds it by maxRetryAfter. It is 0 when the header is absent, not in the future
-// or not readable.
-func retryAfter(h http.Header, now time.Time) time.Duration {
+// retryAfter reads a Retry-After header in seconds or as an HTTP date, and bounds it by
+// maxRetryAfter. A date is TIDAL's clock, so it is read against the answer's own Date header
+// when there is one, and against receivedAt (our clock) otherwise: a skew between the two
+// clocks then neither lengthens nor shortens the wait. It is 0 when the header is absent,
+// not in the future or not readable.
+func retryAfter(h http.Header, receivedAt time.Time) time.Duration {
+	now := receivedAt
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = date
+	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0

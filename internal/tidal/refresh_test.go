@@ -107,7 +107,7 @@ func TestRefreshErrorAnswers(t *testing.T) {
 		{name: "429 without Retry-After", answer: answer{429, nil, ""}, wantKind: Transient, wantCause: true},
 		{name: "429 Retry-After seconds", answer: answer{429, map[string][]string{"Retry-After": {"30"}}, ""},
 			wantKind: Transient, wantRetryAfter: 30 * time.Second, wantCause: true},
-		{name: "429 Retry-After date", answer: answer{429, map[string][]string{"Retry-After": {retryDate}}, ""},
+		{name: "429 Retry-After date", answer: answer{429, map[string][]string{"Retry-After": {retryDate}, "Date": nil}, ""},
 			wantKind: Transient, wantRetryAfter: 90 * time.Second, wantCause: true},
 		{name: "429 Retry-After past date",
 			answer:   answer{429, map[string][]string{"Retry-After": {testNow.Add(-time.Hour).Format(http.TimeFormat)}}, ""},

@@ -66,9 +66,17 @@ func TestSessionErrorAnswers(t *testing.T) {
 		{name: "429 without Retry-After", answer: answer{429, nil, ""}, wantKind: Transient},
 		{name: "429 Retry-After seconds", answer: answer{429, map[string][]string{"Retry-After": {"7"}}, ""},
 			wantKind: Transient, wantRetryAfter: 7 * time.Second},
-		// The date is read against the injected clock, which is years from the real one.
+		// Without a Date header the date is read against the injected clock, which is years
+		// from the real one.
 		{name: "429 Retry-After date",
-			answer:   answer{429, map[string][]string{"Retry-After": {testNow.Add(2 * time.Minute).Format(http.TimeFormat)}}, ""},
+			answer: answer{429, map[string][]string{"Retry-After": {testNow.Add(2 * time.Minute).Format(http.TimeFormat)},
+				"Date": nil}, ""},
+			wantKind: Transient, wantRetryAfter: 2 * time.Minute},
+		// With one, against TIDAL's own clock, however far from ours.
+		{name: "429 Retry-After date and Date",
+			answer: answer{429, map[string][]string{
+				"Retry-After": {testNow.Add(time.Hour + 2*time.Minute).Format(http.TimeFormat)},
+				"Date":        {testNow.Add(time.Hour).Format(http.TimeFormat)}}, ""},
 			wantKind: Transient, wantRetryAfter: 2 * time.Minute},
 		{name: "429 Retry-After overflowing", answer: answer{429, map[string][]string{"Retry-After": {"10000000000"}}, ""},
 			wantKind: Transient, wantRetryAfter: maxRetryAfter},
@@ -118,13 +126,14 @@ func TestSessionErrorAnswers(t *testing.T) {
 	}
 }
 
-// TestSessionRetryAfterUsesClock: a Retry-After date is read against the client's clock at
-// the moment the answer arrived, never the real one.
+// TestSessionRetryAfterUsesClock: without a Date header, a Retry-After date is read against
+// the client's clock at the moment the answer arrived, never the real one.
 func TestSessionRetryAfterUsesClock(t *testing.T) {
 	clk := newFakeClock()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		clk.Step(10 * time.Second) // the answer arrives 10 s after the request left
 		w.Header().Set("Retry-After", testNow.Add(time.Minute).Format(http.TimeFormat))
+		w.Header()["Date"] = nil // net/http adds the real time otherwise
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer srv.Close()
