@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -156,13 +157,15 @@ func (r *TidalSessionReconciler) handleRequest(session *sessionsv1alpha1.TidalSe
 	}
 }
 
-// SetupWithManager registers the reconciler. It watches TidalSessions and the Secrets they
-// own; the manager's cache is limited to managed Secrets (see CacheOptions).
+// SetupWithManager registers the reconciler. It watches TidalSessions, the initial list
+// ordered by catchUpPriority, and the Secrets they own; the manager's cache is limited to
+// managed Secrets (see CacheOptions).
 func (r *TidalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&sessionsv1alpha1.TidalSession{}, builder.WithPredicates(predicate.Or(
+		Watches(&sessionsv1alpha1.TidalSession{}, r.sessionEvents(), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
+			&sessionsv1alpha1.TidalSession{}, handler.OnlyControllerOwner())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named(cmp.Or(r.Name, "tidalsession")).
 		Complete(r)
