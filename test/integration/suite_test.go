@@ -64,8 +64,6 @@ var (
 	tidalHTTP *httptest.Server
 	tidalAPI  *tidal.Client
 	logs      syncBuffer
-	cancelMgr context.CancelFunc
-	mgrDone   chan struct{}
 )
 
 // syncBuffer collects the operator's log output for the leak search.
@@ -108,6 +106,9 @@ var _ = BeforeSuite(func() {
 	}
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
+	// Cleanups registered here run after AfterSuite, even when its leak search fails, so a
+	// failed run never leaves etcd and kube-apiserver behind.
+	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) })
 
 	scheme := runtime.NewScheme()
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
@@ -128,6 +129,7 @@ var _ = BeforeSuite(func() {
 		},
 	})
 	tidalHTTP = httptest.NewServer(tidalSrv)
+	DeferCleanup(tidalHTTP.Close)
 	endpoints := tidal.Endpoints{AuthBaseURL: tidalHTTP.URL + "/v1/oauth2/", APIBaseURL: tidalHTTP.URL + "/v1/"}
 	tidalAPI = tidal.NewClient(endpoints, nil, nil)
 
@@ -162,14 +164,17 @@ var _ = BeforeSuite(func() {
 
 	Expect(metrics.RegisterSessionCollector(mgr.GetClient())).To(Succeed())
 
-	var ctx context.Context
-	ctx, cancelMgr = context.WithCancel(context.Background())
-	mgrDone = make(chan struct{})
+	ctx, cancelMgr := context.WithCancel(context.Background())
+	mgrDone := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
 		defer close(mgrDone)
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
+	DeferCleanup(func() {
+		cancelMgr()
+		<-mgrDone
+	})
 })
 
 var _ = AfterSuite(func() {
@@ -177,15 +182,5 @@ var _ = AfterSuite(func() {
 	if !CurrentSpecReport().Failed() && k8s != nil {
 		By("searching logs, Events, status and metrics for every token and secret handed out")
 		expectNoLeaks()
-	}
-	if cancelMgr != nil {
-		cancelMgr()
-		<-mgrDone
-	}
-	if tidalHTTP != nil {
-		tidalHTTP.Close()
-	}
-	if testEnv != nil {
-		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
