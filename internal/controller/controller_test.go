@@ -59,6 +59,10 @@ func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.
 	f.calls++
 	f.got = creds
 	if f.err != nil {
+		if f.rotate != "" {
+			// An unusable answer that still rotated the refresh token.
+			return &tidal.Token{RefreshToken: f.rotate}, f.err
+		}
 		return nil, f.err
 	}
 	now := f.clock.Now()
@@ -698,6 +702,24 @@ func TestRejectedTokenIsNotResentAfterAnUnrelatedChange(t *testing.T) {
 	if f.tidal.calls != 1 {
 		t.Errorf("the rejected token was sent %d times, want once", f.tidal.calls)
 	}
+}
+
+// A refresh token rotated in an answer that is otherwise unusable is stored all the same:
+// TIDAL may have retired the old one.
+func TestRotatedTokenOfFailedRefreshIsStored(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.Transient, HTTPStatus: 200, Cause: "answer has no positive expires_in"}
+	f.tidal.rotate = canaryRotated
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f.secret(t, "alice-creds").Data["refresh_token"]); got != canaryRotated {
+		t.Error("the rotated refresh token of a failed refresh was not stored")
+	}
+	if p := f.session(t).Status.Phase; p != sessionsv1alpha1.PhasePending {
+		t.Errorf("phase %s, want Pending: no access token was written", p)
+	}
+	assertNoCanary(t, f, nil, f.drainEvents())
 }
 
 func TestClockSkew(t *testing.T) {

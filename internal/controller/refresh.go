@@ -120,6 +120,15 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 	tok, err := r.TIDAL.Refresh(ctx, creds)
 	metrics.RefreshDuration.Observe(time.Since(start).Seconds())
 	metrics.RefreshAttempts.WithLabelValues(refreshResult(err)).Inc()
+	// A rotated refresh token is stored before anything else, even from an answer that is
+	// otherwise unusable: TIDAL may already have retired the old one.
+	if tok != nil && tok.RefreshToken != "" {
+		if err := r.storeRotatedRefreshToken(ctx, session, tok.RefreshToken); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonTokenRotated, "Refresh",
+			"TIDAL rotated the refresh token; the new one is stored in the credentials Secret")
+	}
 	err = r.gates.observe(creds.ClientID, err, r.Clock.Now(), r.RetryBase)
 	if tidal.KindOf(err) == tidal.GrantInvalid {
 		r.rejected.remember(client.ObjectKeyFromObject(session), creds.RefreshToken)
@@ -129,14 +138,6 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 	if err != nil {
 		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err
-	}
-
-	if tok.RefreshToken != "" {
-		if err := r.storeRotatedRefreshToken(ctx, session, tok.RefreshToken); err != nil {
-			return ctrl.Result{}, err
-		}
-		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonTokenRotated, "Refresh",
-			"TIDAL rotated the refresh token; the new one is stored in the credentials Secret")
 	}
 
 	info := r.lookupSession(ctx, session, tok)

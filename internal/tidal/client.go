@@ -141,7 +141,10 @@ type Token struct {
 	Scope      string
 }
 
-// Refresh exchanges a refresh token for a new access token.
+// Refresh exchanges a refresh token for a new access token. On an error the Token is nil,
+// except when TIDAL rotated the refresh token in an answer that is otherwise unusable: then
+// it holds only RefreshToken, which the caller must store all the same, since TIDAL may
+// already have retired the old one.
 func (c *Client) Refresh(ctx context.Context, creds Credentials) (*Token, error) {
 	const op = "refresh token"
 	if creds.ClientID == "" || creds.RefreshToken == "" {
@@ -162,38 +165,51 @@ func (c *Client) Refresh(ctx context.Context, creds Credentials) (*Token, error)
 		return nil, tokenError(op, err, obs)
 	}
 
-	lifetime := time.Duration(tok.ExpiresIn) * time.Second
-	if tok.ExpiresIn <= 0 {
-		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
-			Cause: "answer has no positive expires_in"}
-	}
-	if len(tok.AccessToken) > maxAccessTokenBytes {
-		// It would not fit a Secret twice (the token and the session file), and TIDAL's
-		// tokens are JWTs of about a kilobyte.
-		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
-			Cause: "answer has an access token larger than 64 KiB"}
-	}
-	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "Bearer") {
-		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status,
-			Cause: "answer has a token_type other than Bearer"}
-	}
-	out := &Token{
-		AccessToken: tok.AccessToken,
-		TokenType:   "Bearer",
-		ReceivedAt:  obs.receivedAt,
-		Lifetime:    lifetime,
-		ExpiresAt:   obs.receivedAt.Add(lifetime),
-		ServerDate:  obs.serverDate,
-		UserID:      userIDForm.clean(extraString(tok.Extra("user_id"))),
-		ClientName:  extraString(tok.Extra("clientName")),
-		Scope:       extraString(tok.Extra("scope")),
-	}
 	// oauth2 puts the old refresh token back when the answer has none; only a different
 	// value is a rotation.
+	rotated := ""
 	if tok.RefreshToken != "" && tok.RefreshToken != creds.RefreshToken {
-		out.RefreshToken = tok.RefreshToken
+		rotated = tok.RefreshToken
+	}
+	if problem := unusableAnswer(tok); problem != "" {
+		// TIDAL may have retired the old refresh token already: hand the new one back even
+		// though the rest of the answer cannot be used.
+		var partial *Token
+		if rotated != "" {
+			partial = &Token{RefreshToken: rotated}
+		}
+		return partial, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status, Cause: problem}
+	}
+
+	lifetime := time.Duration(tok.ExpiresIn) * time.Second
+	out := &Token{
+		AccessToken:  tok.AccessToken,
+		TokenType:    "Bearer",
+		ReceivedAt:   obs.receivedAt,
+		Lifetime:     lifetime,
+		ExpiresAt:    obs.receivedAt.Add(lifetime),
+		ServerDate:   obs.serverDate,
+		UserID:       userIDForm.clean(extraString(tok.Extra("user_id"))),
+		ClientName:   extraString(tok.Extra("clientName")),
+		Scope:        extraString(tok.Extra("scope")),
+		RefreshToken: rotated,
 	}
 	return out, nil
+}
+
+// unusableAnswer names what makes a successful token answer unusable, or returns "".
+func unusableAnswer(tok *oauth2.Token) string {
+	switch {
+	case tok.ExpiresIn <= 0:
+		return "answer has no positive expires_in"
+	case len(tok.AccessToken) > maxAccessTokenBytes:
+		// It would not fit a Secret twice (the token and the session file), and TIDAL's
+		// tokens are JWTs of about a kilobyte.
+		return "answer has an access token larger than 64 KiB"
+	case tok.TokenType != "" && !strings.EqualFold(tok.TokenType, "Bearer"):
+		return "answer has a token_type other than Bearer"
+	}
+	return ""
 }
 
 // SessionInfo is TIDAL's description of the session behind an access token.

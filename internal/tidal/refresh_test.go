@@ -186,8 +186,13 @@ func TestRefreshUnusableSuccess(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := clientFor(serve(t, tt.answer), clk, nil)
 			got, err := c.Refresh(context.Background(), testCreds())
-			if got != nil || err == nil {
-				t.Fatalf("Refresh() = %v, %v; want an error", got, err)
+			if err == nil {
+				t.Fatal("Refresh() gave no error")
+			}
+			// Only a rotated refresh token comes back, so the caller can store it; the
+			// test says so without printing it.
+			if got != nil && (got.RefreshToken != canaryRotated || got.AccessToken != "" || !got.ExpiresAt.IsZero()) {
+				t.Fatal("Refresh() returned more than the rotated refresh token")
 			}
 			assertNoCanary(t, err)
 			te := asError(t, err)
@@ -494,4 +499,20 @@ func TestRefreshConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestRefreshKeepsRotatedTokenOfUnusableAnswer: a rotated refresh token in an answer that is
+// otherwise unusable comes back with the error, for the caller to store; without one,
+// nothing does.
+func TestRefreshKeepsRotatedTokenOfUnusableAnswer(t *testing.T) {
+	body := `{"access_token":"` + canaryAccess + `","token_type":"Bearer","expires_in":0,"refresh_token":"` + canaryRotated + `"}`
+	got, err := clientFor(serve(t, answer{200, jsonHeader(), body}), newFakeClock(), nil).Refresh(context.Background(), testCreds())
+	if err == nil || got == nil || got.RefreshToken != canaryRotated {
+		t.Fatal("the rotated refresh token of an unusable answer was not handed back")
+	}
+	body = `{"access_token":"` + canaryAccess + `","token_type":"Bearer","expires_in":0}`
+	got, err = clientFor(serve(t, answer{200, jsonHeader(), body}), newFakeClock(), nil).Refresh(context.Background(), testCreds())
+	if err == nil || got != nil {
+		t.Fatal("an unusable answer without a rotated token returned a Token")
+	}
 }
