@@ -127,11 +127,15 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 	session.Status.Phase = o.phase
 	setReady(session, o.ready, o.reason, o.message, now)
 
-	logf.FromContext(ctx).Info("Session not refreshed", "session", klog.KObj(session),
-		"reason", o.reason, "error", err.Error())
-	if readyReason(before) != o.reason || before.Status.Phase != o.phase {
+	// A change of state is news for people (level 0 and an Event); the same state again, as
+	// a session waits or retries, is a trace (level 1).
+	log := logf.FromContext(ctx)
+	if changed := readyReason(before) != o.reason || before.Status.Phase != o.phase; changed {
 		r.event(session, corev1.EventTypeWarning, o.reason, "Reconcile", o.message)
+	} else {
+		log = log.V(1)
 	}
+	log.Info("Session not refreshed", "session", klog.KObj(session), "reason", o.reason, "error", err.Error())
 	switch {
 	case o.retry:
 		return ctrl.Result{}, err
