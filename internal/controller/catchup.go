@@ -34,36 +34,25 @@ func catchUpPriority(session *sessionsv1alpha1.TidalSession, now time.Time) int 
 	return 1 + int(min(overdue/time.Second, maxCatchUpPriority))
 }
 
-// sessionEvents enqueues a TidalSession for each event, with the catch-up priority for the
-// sessions of the initial list.
+// sessionEvents is controller-runtime's EnqueueRequestForObject, except that the sessions
+// of the initial list enter the queue with their catch-up priority.
 func (r *TidalSessionReconciler) sessionEvents() handler.TypedEventHandler[client.Object, reconcile.Request] {
-	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], obj client.Object) {
-		q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-	}
+	base := &handler.EnqueueRequestForObject{}
 	return handler.TypedFuncs[client.Object, reconcile.Request]{
-		CreateFunc: func(_ context.Context, e event.TypedCreateEvent[client.Object],
+		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object],
 			q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			session, ok := e.Object.(*sessionsv1alpha1.TidalSession)
 			pq, isPriorityQueue := q.(priorityqueue.PriorityQueue[reconcile.Request])
 			if !ok || !isPriorityQueue || !e.IsInInitialList {
-				enqueue(q, e.Object)
+				base.Create(ctx, e, q)
 				return
 			}
 			priority := catchUpPriority(session, r.Clock.Now())
 			pq.AddWithOpts(priorityqueue.AddOpts{Priority: &priority},
 				reconcile.Request{NamespacedName: client.ObjectKeyFromObject(session)})
 		},
-		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[client.Object],
-			q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(q, e.ObjectNew)
-		},
-		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object],
-			q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(q, e.Object)
-		},
-		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[client.Object],
-			q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(q, e.Object)
-		},
+		UpdateFunc:  base.Update,
+		DeleteFunc:  base.Delete,
+		GenericFunc: base.Generic,
 	}
 }

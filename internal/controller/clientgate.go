@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidal-mcp/tidal-session-operator/internal/schedule"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
 
@@ -112,6 +111,6 @@ func (g *clientGates) observe(clientID string, err error, now time.Time, base ti
 	}
 	gate.failures++
 	gate.cause = te
-	gate.until = now.Add(max(te.RetryAfter, schedule.RetryDelay(gate.failures, base)))
+	gate.until = now.Add(retryDelay(te, gate.failures, 0, base))
 	return &clientPaused{until: gate.until, cause: te, asked: true}
 }

@@ -74,9 +74,10 @@ func backoffRemaining(status sessionsv1alpha1.TidalSessionStatus, now time.Time)
 
 // decideRequest decides what the refresh request annotation value asks, given the value
 // last handled and when the current token arrived. A refresh in a later second than the
-// requested time satisfies the request, which coalesces requests made while a refresh was in flight; a
-// refresh is never sooner than MinInterval after the last, so annotating in a loop cannot
-// make the operator hammer TIDAL. For requestTooSoon it also returns how long to wait.
+// requested time satisfies the request, which coalesces requests made while a refresh was
+// in flight; a refresh is never sooner than MinInterval after the last, so annotating in a
+// loop cannot make the operator hammer TIDAL. For requestTooSoon it also returns how long
+// to wait.
 func decideRequest(value, handled string, lastRefresh, now time.Time) (request, time.Duration) {
 	if value == "" || requestKey(value) == handled {
 		return requestNone, 0

@@ -102,27 +102,8 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 		}
 	}
 	o := outcomeOf(err, token, r.RecheckInterval)
-	paused, isPaused := asClientPaused(err)
 	if te, isTIDAL := tidalError(err); isTIDAL {
-		if !isPaused || paused.asked {
-			session.Status.ConsecutiveFailures++
-		}
-		retrying := o.retry || isPaused
-		if o.retry {
-			// The backoff counts failures in status, so it survives a restart of the operator.
-			o.retry = false
-			o.requeueAfter = retryDelay(te, session.Status.ConsecutiveFailures, untilExpiry, r.RetryBase)
-		}
-		if isPaused {
-			// Asking before the client's pause ends would only be held back.
-			o.requeueAfter = max(o.requeueAfter, paused.until.Sub(now))
-		}
-		if retrying {
-			next := now.Add(o.requeueAfter).UTC().Truncate(time.Second)
-			session.Status.NextRefreshTime = timePtr(next)
-			o.message += fmt.Sprintf(" (failures %d; next attempt at %s)", session.Status.ConsecutiveFailures,
-				next.Format(time.RFC3339))
-		}
+		o = r.planRetry(session, o, te, err, untilExpiry, now)
 	}
 	session.Status.Phase = o.phase
 	setReady(session, o.ready, o.reason, o.message, now)
@@ -145,6 +126,34 @@ func (r *TidalSessionReconciler) recordOutcome(ctx context.Context, session, bef
 		// Terminal: nothing changes until the session does, which triggers a reconcile.
 		return ctrl.Result{}, nil
 	}
+}
+
+// planRetry completes the outcome o of a failure at TIDAL (te, within err): it counts the
+// failure in status, unless the session did not ask TIDAL at all, and for a failure that may
+// pass it schedules the next attempt, in status and in the Ready message. The backoff counts
+// failures in status, so it survives a restart of the operator.
+func (r *TidalSessionReconciler) planRetry(session *sessionsv1alpha1.TidalSession, o outcome, te *tidal.Error, err error,
+	untilExpiry time.Duration, now time.Time) outcome {
+	paused, isPaused := asClientPaused(err)
+	if !isPaused || paused.asked {
+		session.Status.ConsecutiveFailures++
+	}
+	if !o.retry && !isPaused {
+		return o
+	}
+	if o.retry {
+		o.retry = false
+		o.requeueAfter = retryDelay(te, session.Status.ConsecutiveFailures, untilExpiry, r.RetryBase)
+	}
+	if isPaused {
+		// Asking before the client's pause ends would only be held back.
+		o.requeueAfter = max(o.requeueAfter, paused.until.Sub(now))
+	}
+	next := now.Add(o.requeueAfter).UTC().Truncate(time.Second)
+	session.Status.NextRefreshTime = timePtr(next)
+	o.message += fmt.Sprintf(" (failures %d; next attempt at %s)", session.Status.ConsecutiveFailures,
+		next.Format(time.RFC3339))
+	return o
 }
 
 // retryDelay is how long to wait before trying TIDAL again after failures consecutive

@@ -49,14 +49,7 @@ func startReplica(name string) *replica {
 		Name: "tidalsession-" + name, MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	r := &replica{elected: mgr.Elected(), stop: func() { cancel(); <-done }}
+	r := &replica{elected: mgr.Elected(), stop: runManager(mgr)}
 	DeferCleanup(r.stop)
 	return r
 }

@@ -164,18 +164,24 @@ var _ = BeforeSuite(func() {
 
 	Expect(metrics.RegisterSessionCollector(mgr.GetClient())).To(Succeed())
 
-	ctx, cancelMgr := context.WithCancel(context.Background())
-	mgrDone := make(chan struct{})
+	DeferCleanup(runManager(mgr))
+})
+
+// runManager starts mgr and returns a function that stops it and waits until it has; it may
+// be called more than once.
+func runManager(mgr ctrl.Manager) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
-		defer close(mgrDone)
+		defer close(done)
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
-	DeferCleanup(func() {
-		cancelMgr()
-		<-mgrDone
-	})
-})
+	return func() {
+		cancel()
+		<-done
+	}
+}
 
 var _ = AfterSuite(func() {
 	// The leak search runs last, over everything the specs produced.
