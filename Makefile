@@ -59,8 +59,8 @@ unit-test: ## Runs the unit tests (everything but test/).
 	go test -race -count=1 $$(go list ./... | grep -v /test/)
 
 .PHONY: integration-test
-integration-test: ## Runs the integration suite against a real kube-apiserver and etcd.
-	go test -v -count=1 -timeout 20m ./test/integration/ -ginkgo.v
+integration-test: ## Runs the Ginkgo suites under test/ against a real kube-apiserver and etcd, one package at a time.
+	go test -v -count=1 -p 1 -timeout 40m ./test/... -ginkgo.v
 
 .PHONY: contract-test
 contract-test: ## Runs TIDAL's own auth SDK against the TIDAL-compatible server.
