@@ -20,7 +20,8 @@ import (
 //	POST /clients/revoke  {"client_id"}
 //	POST /device/approve  {"user_code","user_id","country_code","username","email"}
 //	POST /device/deny     {"user_code"}
-//	POST /faults          {"endpoint","client_id","status","body","headers","delay":"1s","count"}
+//	POST /faults          {"endpoint","client_id","status","body","headers","delay":"1s","count",
+//	                       "drop_answer"}
 //	POST /reset-faults
 //	POST /rotation        {"enabled","grace":"30s","revoke_on_reuse"}
 //	GET  /stats           → Stats
@@ -131,6 +132,7 @@ func (s *Server) adminInjectFault(w http.ResponseWriter, r *http.Request) {
 		Headers  map[string]string `json:"headers"`
 		Delay    string            `json:"delay"`
 		Count    int               `json:"count"`
+		Drop     bool              `json:"drop_answer"`
 	}
 	if !decodeAdmin(w, r, &in) {
 		return
@@ -141,7 +143,7 @@ func (s *Server) adminInjectFault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err = s.InjectFault(Fault{Endpoint: in.Endpoint, ClientID: in.ClientID, Status: in.Status,
-		Body: in.Body, Headers: in.Headers, Delay: delay, Count: in.Count})
+		Body: in.Body, Headers: in.Headers, Delay: delay, Count: in.Count, DropAnswer: in.Drop})
 	if err != nil {
 		writeAdminError(w, http.StatusBadRequest, err)
 		return

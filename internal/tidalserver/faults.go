@@ -43,6 +43,10 @@ type Fault struct {
 	// Count is how many requests it applies to: 0 means one, a negative number means all
 	// until ResetFaults.
 	Count int
+	// DropAnswer handles the request as usual and then closes the connection without an
+	// answer, as when a proxy or the network loses TIDAL's answer: TIDAL has done the work
+	// (issued, perhaps rotated, a token) and the client never learns of it. It needs Status 0.
+	DropAnswer bool
 }
 
 // InjectFault queues a fault. Faults are consulted in the order they were queued; the first
@@ -71,8 +75,10 @@ func (f *Fault) validate() error {
 		return fmt.Errorf("unknown endpoint %q", f.Endpoint)
 	case f.Status != 0 && (f.Status < 200 || f.Status > 599):
 		return fmt.Errorf("status %d is not an HTTP status from 200 to 599", f.Status)
-	case f.Status == 0 && f.Delay <= 0:
-		return errors.New("a fault needs a status, a delay or both")
+	case f.DropAnswer && f.Status != 0:
+		return errors.New("a fault that drops the answer cannot also set a status")
+	case f.Status == 0 && f.Delay <= 0 && !f.DropAnswer:
+		return errors.New("a fault needs a status, a delay, or to drop the answer")
 	case f.Delay < 0 || f.Delay > time.Minute:
 		return errors.New("delay must be between 0 and 1m")
 	}
@@ -91,15 +97,18 @@ func (s *Server) ResetFaults() {
 	s.faults = nil
 }
 
-// intercept gives the fault queue and then the interceptors their turn; it reports whether
-// the request has been answered.
-func (s *Server) intercept(w http.ResponseWriter, req *Request) bool {
+// intercept gives the fault queue and then the interceptors their turn. It reports whether
+// the request has been answered, and whether its answer is to be dropped.
+func (s *Server) intercept(w http.ResponseWriter, req *Request) (answered, drop bool) {
 	f, interceptors := s.takeFault(req)
 	if f != nil {
 		// Counted when taken: a client that gives up during the delay has met the fault too.
-		if f.Status != 0 {
+		switch {
+		case f.Status != 0:
 			s.count(req.ClientID, req.Endpoint, "fault_"+strconv.Itoa(f.Status))
-		} else {
+		case f.DropAnswer:
+			s.count(req.ClientID, req.Endpoint, "dropped")
+		default:
 			s.count(req.ClientID, req.Endpoint, "delay")
 		}
 		if f.Delay > 0 {
@@ -108,21 +117,29 @@ func (s *Server) intercept(w http.ResponseWriter, req *Request) bool {
 			case <-t.C:
 			case <-req.HTTP.Context().Done():
 				t.Stop()
-				return true
+				return true, false
 			}
 		}
 		if f.Status != 0 {
 			writeFault(w, f)
-			return true
+			return true, false
 		}
+		drop = f.DropAnswer
 	}
 	for _, i := range interceptors {
 		if i(w, req) {
-			return true
+			return true, false
 		}
 	}
-	return false
+	return false, drop
 }
+
+// discardAnswer is where the answer to a request goes whose answer a fault drops.
+type discardAnswer struct{ header http.Header }
+
+func (d *discardAnswer) Header() http.Header         { return d.header }
+func (d *discardAnswer) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardAnswer) WriteHeader(int)             {}
 
 // takeFault takes one use of the first fault that matches req, and copies the interceptors.
 func (s *Server) takeFault(req *Request) (*Fault, []Interceptor) {

@@ -162,8 +162,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.countRequest(req)
 
-	if s.intercept(w, req) {
+	answered, drop := s.intercept(w, req)
+	if answered {
 		return
+	}
+	if drop {
+		// The work is done and the answer lost: aborting the handler closes the connection
+		// without a response.
+		defer panic(http.ErrAbortHandler)
+		w = &discardAnswer{header: http.Header{}}
 	}
 	if req.parseErr != nil {
 		s.writeOAuthError(w, req, opName(req), req.parseErr)
