@@ -44,6 +44,10 @@ const (
 	// ReasonReauthRequired: TIDAL rejected the refresh token (invalid_grant or a revoked
 	// grant); only a new login helps.
 	ReasonReauthRequired = "ReauthRequired"
+	// ReasonRefreshTokenLost: TIDAL rejected the stored refresh token after the answer to an
+	// earlier refresh was lost; TIDAL most likely rotated the refresh token in that answer.
+	// Only a new login helps.
+	ReasonRefreshTokenLost = "RefreshTokenLost"
 	// ReasonClientRejected: TIDAL rejected the client id or secret (invalid_client).
 	ReasonClientRejected = "ClientRejected"
 	// ReasonTokenRotated: TIDAL returned a new refresh token, now stored in the

@@ -146,6 +146,13 @@ type TidalSessionStatus struct {
 	// +optional
 	ConsecutiveFailures int32 `json:"consecutiveFailures,omitempty"`
 
+	// refreshStartedAt is set just before the operator asks TIDAL for a token and cleared once
+	// TIDAL's answer is recorded. Still set when the next attempt starts, it means the answer
+	// to a request was lost (the operator stopped, or the connection broke after the request
+	// was sent), and with it perhaps a refresh token TIDAL rotated.
+	// +optional
+	RefreshStartedAt *metav1.Time `json:"refreshStartedAt,omitempty"`
+
 	// userID is the TIDAL user the session belongs to.
 	// +optional
 	UserID string `json:"userID,omitempty"`

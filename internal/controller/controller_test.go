@@ -244,6 +244,15 @@ func TestReconcileNotDueMakesNoRequest(t *testing.T) {
 	if f.tidal.calls != 2 || f.session(t).Status.RefreshCount != 2 {
 		t.Errorf("due token not refreshed: %d calls", f.tidal.calls)
 	}
+	refreshed := 0
+	for _, e := range f.drainEvents() {
+		if strings.Contains(e, sessionsv1alpha1.ReasonRefreshed) {
+			refreshed++
+		}
+	}
+	if refreshed != 1 {
+		t.Errorf("%d Refreshed Events for 2 refreshes, want 1: routine refreshes are no Events", refreshed)
+	}
 }
 
 func TestReconcileStoresRotatedRefreshToken(t *testing.T) {

@@ -50,11 +50,11 @@ func (r *TidalSessionReconciler) loadCredentials(ctx context.Context, session *s
 // the one TIDAL rejected (the Secret changed elsewhere, e.g. a label).
 func awaitNewCredentials(session *sessionsv1alpha1.TidalSession, version string, sameToken bool, recheck time.Duration) error {
 	ready := meta.FindStatusCondition(session.Status.Conditions, sessionsv1alpha1.ConditionReady)
-	if ready == nil || ready.Reason != sessionsv1alpha1.ReasonReauthRequired ||
+	if ready == nil || session.Status.Phase != sessionsv1alpha1.PhaseReauthRequired ||
 		(session.Status.CredentialsVersion != version && !sameToken) {
 		return nil
 	}
-	return waitf(recheck, sessionsv1alpha1.PhaseReauthRequired, sessionsv1alpha1.ReasonReauthRequired, "%s", ready.Message)
+	return waitf(recheck, sessionsv1alpha1.PhaseReauthRequired, ready.Reason, "%s", ready.Message)
 }
 
 // credentialsFrom extracts and checks the credentials in secret. Its errors name the

@@ -52,3 +52,19 @@ func asTerminal(err error) (*terminalError, bool) {
 	var t *terminalError
 	return t, errors.As(err, &t)
 }
+
+// lostAnswerError is TIDAL rejecting the stored refresh token after the answer to an earlier
+// request, awaited since since, was lost: TIDAL most likely rotated the token in that answer.
+// It is a tidal.Error of kind GrantInvalid underneath.
+type lostAnswerError struct {
+	err   error
+	since time.Time
+}
+
+func (e *lostAnswerError) Error() string { return e.err.Error() }
+func (e *lostAnswerError) Unwrap() error { return e.err }
+
+func asLostAnswer(err error) (*lostAnswerError, bool) {
+	var l *lostAnswerError
+	return l, errors.As(err, &l)
+}

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,16 +106,21 @@ type sessionInfo struct {
 }
 
 // refresh asks TIDAL for a new access token and writes it to the output Secret.
-// Side effects, in order: a token request to TIDAL, unless the session's client is paused
-// (see clientGates); on failure, an expired token marked so in the output Secret; a rotated refresh token stored in the
-// credentials Secret; a session lookup at TIDAL; the output Secret created or updated;
+// Side effects, in order: status marked as awaiting TIDAL's answer (see markAwaitingAnswer);
+// a token request to TIDAL, unless the session's client is paused (see clientGates); on
+// failure, an expired token marked so in the output Secret; a rotated refresh token stored in
+// the credentials Secret; a session lookup at TIDAL; the output Secret created or updated;
 // status and Events for the success. A failure at TIDAL is returned as a tidal.Error.
-func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv1alpha1.TidalSession,
+func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *sessionsv1alpha1.TidalSession,
 	creds tidal.Credentials, existing *corev1.Secret) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 
 	if err := r.gates.admit(creds.ClientID, r.Clock.Now()); err != nil {
 		r.markOutputExpired(ctx, existing)
+		return ctrl.Result{}, err
+	}
+	lost, err := r.markAwaitingAnswer(ctx, session, stored)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	start := time.Now()
@@ -130,9 +136,15 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonTokenRotated, "Refresh",
 			"TIDAL rotated the refresh token; the new one is stored in the credentials Secret")
 	}
+	if answered(err) {
+		session.Status.RefreshStartedAt = nil
+	}
 	err = r.gates.observe(creds.ClientID, err, r.Clock.Now(), r.RetryBase)
 	if tidal.KindOf(err) == tidal.GrantInvalid {
 		r.rejected.remember(client.ObjectKeyFromObject(session), creds.RefreshToken)
+		if lost != nil {
+			err = &lostAnswerError{err: err, since: lost.Time}
+		}
 	} else if err == nil {
 		r.rejected.forget(client.ObjectKeyFromObject(session))
 	}
@@ -158,12 +170,47 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session *sessionsv
 	r.recordClockSkew(ctx, session, tok)
 	st := tokenState{present: true, refreshedAt: truncate(tok.ReceivedAt), expiresAt: truncate(tok.ExpiresAt)}
 	_, next := refreshDue(tok.ReceivedAt, st, session.Spec.Refresh, string(session.UID))
+	// Routine refreshes are no Events: hourly ones would leave a day's worth of identical
+	// Events per session (the recorder folds repeats only within minutes), which would drown
+	// the Events that matter in kubectl describe. Status and metrics count them.
+	if session.Status.RefreshCount == 0 {
+		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshed, "Refresh",
+			"Wrote the first access token to the output Secret")
+	}
 	markRefreshed(session, st, next, info, r.Clock.Now())
-	r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshed, "Refresh",
-		"Refreshed the access token in the output Secret")
 	log.Info("Refreshed access token", "session", klog.KObj(session),
 		"expiresAt", st.expiresAt, "nextRefresh", next)
 	return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Second)}, nil
+}
+
+// markAwaitingAnswer records in status, before TIDAL is asked, that an answer is awaited,
+// and returns when an earlier request's answer started to be awaited if it never arrived.
+// The record has to be stored before the request: TIDAL may rotate the refresh token in its
+// answer, and if the operator stops before it has stored the new one, only this record tells
+// the next attempt why TIDAL then rejects the old one. stored is kept in step with what was
+// written, so that the reconcile's final status write can clear the record.
+func (r *TidalSessionReconciler) markAwaitingAnswer(ctx context.Context, session, stored *sessionsv1alpha1.TidalSession) (*metav1.Time, error) {
+	if lost := session.Status.RefreshStartedAt; lost != nil {
+		return lost, nil
+	}
+	// The patch goes from a copy of the stored object: it writes the record alone, and the
+	// answer it reads back must not overwrite what this reconcile has recorded so far.
+	started := timePtr(truncate(r.Clock.Now()))
+	obj := stored.DeepCopy()
+	obj.Status.RefreshStartedAt = started
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(stored)); err != nil {
+		return nil, fmt.Errorf("failed to record the start of a refresh in status: %w", err)
+	}
+	session.Status.RefreshStartedAt = started
+	stored.Status.RefreshStartedAt = started
+	return nil, nil
+}
+
+// answered says whether TIDAL's answer to a request arrived, whatever it said. A failure
+// without an HTTP status may have reached TIDAL and lost only the answer.
+func answered(err error) bool {
+	te, ok := tidalError(err)
+	return err == nil || (ok && te.HTTPStatus != 0)
 }
 
 // maxClockSkew is the difference between TIDAL's clock and the operator's that is reported.

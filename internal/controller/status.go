@@ -53,6 +53,15 @@ func outcomeOf(err error, token tokenHealth, recheck time.Duration) outcome {
 	if t, ok := asTerminal(err); ok {
 		return outcome{phase: t.phase, ready: metav1.ConditionFalse, reason: t.reason, message: t.msg}
 	}
+	if lost, ok := asLostAnswer(err); ok {
+		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
+			reason: sessionsv1alpha1.ReasonRefreshTokenLost, requeueAfter: recheck,
+			message: fmt.Sprintf("TIDAL rejected the stored refresh token (%v) after the answer to a refresh "+
+				"asked at %s was lost, to an operator restart or a broken connection: TIDAL most likely "+
+				"rotated the refresh token in that answer. Log in again and put the new refresh token in the "+
+				"credentials Secret; the operator tries again when it changes", lost.err,
+				lost.since.UTC().Format(time.RFC3339))}
+	}
 	switch tidal.KindOf(err) {
 	case tidal.GrantInvalid:
 		// Looked at again after recheck, but TIDAL is asked only once the credentials Secret

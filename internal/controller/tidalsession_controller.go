@@ -75,9 +75,10 @@ func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// before is the status as stored; the one write at the end is computed against it.
 	before := session.DeepCopy()
 
-	result, err := r.reconcileSession(ctx, session)
+	result, err := r.reconcileSession(ctx, session, before)
 	result, err = r.recordOutcome(ctx, session, before, result, err)
 
 	if perr := r.patchStatus(ctx, before, session); perr != nil {
@@ -87,8 +88,9 @@ func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 // reconcileSession runs the steps of one reconcile. It records success in the status
-// itself; failures are returned for recordOutcome to record.
-func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *sessionsv1alpha1.TidalSession) (ctrl.Result, error) {
+// itself; failures are returned for recordOutcome to record. stored is the status as stored,
+// kept in step by a step that must write before the end (see markAwaitingAnswer).
+func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, stored *sessionsv1alpha1.TidalSession) (ctrl.Result, error) {
 	session.Status.ObservedGeneration = session.Generation
 	if session.Spec.Suspend {
 		return ctrl.Result{}, terminalf(sessionsv1alpha1.PhaseSuspended, sessionsv1alpha1.ReasonSuspended,
@@ -124,7 +126,7 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session *
 			// backoff says so. Status already says when.
 			return ctrl.Result{RequeueAfter: backoff}, nil
 		}
-		result, err := r.refresh(ctx, session, creds, existing)
+		result, err := r.refresh(ctx, session, stored, creds, existing)
 		if err == nil {
 			r.handleRequest(session, decision, true)
 		}

@@ -18,23 +18,23 @@ import (
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
 
-// replica is one operator process of the replica spec: a manager with leader election,
-// serving replicasNamespace only.
+// replica is one operator process of a spec that runs its own: a manager with leader
+// election, serving one of ownOperatorNamespaces only.
 type replica struct {
 	elected <-chan struct{}
 	stop    func()
 }
 
-func startReplica(name string) *replica {
+func startReplica(name, ns string) *replica {
 	GinkgoHelper()
 	mgr, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
 		Scheme:                        k8s.Scheme(),
-		Cache:                         controller.CacheOptions([]string{replicasNamespace}),
+		Cache:                         controller.CacheOptions([]string{ns}),
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        "0",
 		LeaderElection:                true,
 		LeaderElectionID:              "tidal-session-operator-replicas",
-		LeaderElectionNamespace:       replicasNamespace,
+		LeaderElectionNamespace:       ns,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 ptrTo(4 * time.Second),
 		RenewDeadline:                 ptrTo(3 * time.Second),
@@ -69,9 +69,9 @@ var _ = Describe("Two operator replicas", func() {
 	It("refresh each session once per due time, also across a fail-over", func() {
 		ctx := context.Background()
 		Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: replicasNamespace}})).To(Succeed())
-		a := startReplica("a")
+		a := startReplica("a", replicasNamespace)
 		Eventually(a.elected, 20*time.Second).Should(BeClosed())
-		b := startReplica("b")
+		b := startReplica("b", replicasNamespace)
 
 		const n = 5
 		applySessions(replicasNamespace, "p", replicasClient, n, 5590000)

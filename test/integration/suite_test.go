@@ -55,7 +55,14 @@ const (
 	// replicasNamespace.
 	replicasClient    = "it-replicas"
 	replicasNamespace = "it-replicas"
+	// crashClient (one-hour tokens) serves the crash-window specs, in crashNamespace.
+	crashClient    = "it-crash"
+	crashNamespace = "it-crash"
 )
+
+// ownOperatorNamespaces are served by operators that specs start and stop themselves, not by
+// the suite's.
+var ownOperatorNamespaces = []string{replicasNamespace, crashNamespace}
 
 var (
 	testEnv   *envtest.Environment
@@ -126,6 +133,7 @@ var _ = BeforeSuite(func() {
 			{ID: faultClient, Secret: canaryClientSecret, Name: "Integration faults"},
 			{ID: crowdClient, Secret: canaryClientSecret, Name: "Integration crowd", AccessTokenLifetime: 2 * time.Minute},
 			{ID: replicasClient, Secret: canaryClientSecret, Name: "Integration replicas", AccessTokenLifetime: time.Minute},
+			{ID: crashClient, Secret: canaryClientSecret, Name: "Integration crash"},
 		},
 	})
 	tidalHTTP = httptest.NewServer(tidalSrv)
@@ -133,15 +141,18 @@ var _ = BeforeSuite(func() {
 	endpoints := tidal.Endpoints{AuthBaseURL: tidalHTTP.URL + "/v1/oauth2/", APIBaseURL: tidalHTTP.URL + "/v1/"}
 	tidalAPI = tidal.NewClient(endpoints, nil, nil)
 
-	// This manager serves every namespace but replicasNamespace, where the replica spec runs
-	// managers of its own.
+	// This manager serves every namespace but ownOperatorNamespaces.
 	cacheOpts := controller.CacheOptions(nil)
-	notReplicas := fields.OneTermNotEqualSelector("metadata.namespace", replicasNamespace)
+	var notOwn []fields.Selector
+	for _, ns := range ownOperatorNamespaces {
+		notOwn = append(notOwn, fields.OneTermNotEqualSelector("metadata.namespace", ns))
+	}
+	notOwnSelector := fields.AndSelectors(notOwn...)
 	for obj, byObject := range cacheOpts.ByObject {
-		byObject.Field = notReplicas
+		byObject.Field = notOwnSelector
 		cacheOpts.ByObject[obj] = byObject
 	}
-	cacheOpts.ByObject[&sessionsv1alpha1.TidalSession{}] = cache.ByObject{Field: notReplicas}
+	cacheOpts.ByObject[&sessionsv1alpha1.TidalSession{}] = cache.ByObject{Field: notOwnSelector}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  cacheOpts,
