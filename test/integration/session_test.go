@@ -122,6 +122,14 @@ var _ = Describe("TidalSession", func() {
 		close(stop)
 		wg.Wait()
 		GinkgoWriter.Printf("reader polled %d times: %d expired, %d rejected by TIDAL\n", polls.Load(), expired.Load(), rejected.Load())
+
+		By("keeping routine refreshes out of the Events kubectl describe shows")
+		out, err := kubectl("", "-n", ns, "describe", "tidalsession/bob")
+		Expect(err).NotTo(HaveOccurred())
+		events := out[strings.Index(out, "Events:"):]
+		GinkgoWriter.Printf("kubectl describe after %d refreshes:\n%s\n", getSession(ns, "bob").Status.RefreshCount, events)
+		Expect(strings.Count(events, sessionsv1alpha1.ReasonRefreshed)).To(Equal(1), "one Event for the first token only")
+		Expect(strings.Count(events, "\n  Normal") + strings.Count(events, "\n  Warning")).To(Equal(1))
 		Expect(polls.Load()).To(BeNumerically(">", 60))
 		Expect(expired.Load()).To(BeZero())
 		Expect(rejected.Load()).To(BeZero())
