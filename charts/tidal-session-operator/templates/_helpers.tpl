@@ -6,10 +6,52 @@
 app.kubernetes.io/name: tidal-session-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{- define "tso.selector" -}}
 app.kubernetes.io/name: tidal-session-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The image reference: a digest, when given, pins the image whatever the tag says. */}}
+{{- define "tso.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ServiceAccount every binding of the chart names. */}}
+{{- define "tso.subject" -}}
+- kind: ServiceAccount
+  name: {{ include "tso.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end -}}
+
+{{/*
+The operator's rules: the same as config/rbac/role.yaml, which controller-gen generates from
+the code's +kubebuilder:rbac markers; the end-to-end test checks that they match. In
+namespace mode they are a Role in each watched namespace, otherwise one ClusterRole.
+*/}}
+{{- define "tso.managerRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "get", "list", "update", "watch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["sessions.tidal-mcp.dev"]
+  resources: ["tidalsessions"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["sessions.tidal-mcp.dev"]
+  resources: ["tidalsessions/status"]
+  verbs: ["patch"]
+{{- end -}}
+
+{{/* The metrics Service's name, which is also the job label a ServiceMonitor gives it. */}}
+{{- define "tso.metricsService" -}}
+{{- printf "%s-metrics" (include "tso.fullname" .) -}}
 {{- end -}}
