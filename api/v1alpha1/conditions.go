@@ -27,6 +27,9 @@ const (
 	// ConditionReady is True when the output Secret holds a valid access token that the
 	// operator keeps fresh. True is good. Its reason is one of the Reason constants.
 	ConditionReady = "Ready"
+	// ConditionHealthy is True when the last check found that TIDAL knows the session, False
+	// when TIDAL said it is gone, and Unknown when the check could not tell. True is good.
+	ConditionHealthy = "Healthy"
 )
 
 // Reasons of conditions. Events use the same strings as their reasons, so a person can
@@ -48,6 +51,16 @@ const (
 	// earlier refresh was lost; TIDAL most likely rotated the refresh token in that answer.
 	// Only a new login helps.
 	ReasonRefreshTokenLost = "RefreshTokenLost"
+	// ReasonHealthCheckPassed: TIDAL knows the session and accepted its token (Healthy).
+	ReasonHealthCheckPassed = "HealthCheckPassed"
+	// ReasonSessionGone: TIDAL no longer knows the session or its grant was revoked
+	// (Healthy False; Ready False with ReauthRequired).
+	ReasonSessionGone = "SessionGone"
+	// ReasonHealthCheckFailed: the check failed for a reason that may pass (Healthy Unknown).
+	ReasonHealthCheckFailed = "HealthCheckFailed"
+	// ReasonIdentityChanged: another user, country or client is behind the session than at
+	// the check before (an Event reason only; status.health.lastIdentityChangeTime).
+	ReasonIdentityChanged = "IdentityChanged"
 	// ReasonClientRejected: TIDAL rejected the client id or secret (invalid_client).
 	ReasonClientRejected = "ClientRejected"
 	// ReasonTokenRotated: TIDAL returned a new refresh token, now stored in the

@@ -26,9 +26,46 @@ type TidalSessionSpec struct {
 	// +optional
 	Refresh RefreshPolicy `json:"refresh,omitempty"`
 
+	// healthCheck says how often, and against which TIDAL endpoint, the operator checks
+	// between refreshes that TIDAL still knows the session.
+	// +optional
+	// +kubebuilder:default={}
+	HealthCheck HealthCheckPolicy `json:"healthCheck,omitempty"`
+
 	// suspend stops all refreshes while true. The output Secret keeps its last token.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// HealthCheckEndpoint is the TIDAL endpoint a session is checked against.
+// +kubebuilder:validation:Enum=Sessions;UsersMe
+type HealthCheckEndpoint string
+
+const (
+	// HealthCheckSessions checks with GET /v1/sessions, as TIDAL's own clients validate a
+	// stored session.
+	HealthCheckSessions HealthCheckEndpoint = "Sessions"
+	// HealthCheckUsersMe checks with the official API's GET /v2/users/me: tokens of
+	// developer apps get 403 from /v1/sessions.
+	HealthCheckUsersMe HealthCheckEndpoint = "UsersMe"
+)
+
+// HealthCheckPolicy says how a session is validated against TIDAL.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.interval) || (duration(self.interval) >= duration('1m') && duration(self.interval) <= duration('24h'))",message="healthCheck.interval must be between 1m and 24h"
+type HealthCheckPolicy struct {
+	// interval is the time between checks, from 1m to 24h; "15m" by default. A refresh counts
+	// as a check: the operator looks the new token's session up at TIDAL.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// endpoint is Sessions (GET /v1/sessions, the default) or UsersMe (GET /v2/users/me of
+	// the official API, for sessions of developer apps).
+	// +optional
+	// +kubebuilder:default=Sessions
+	Endpoint HealthCheckEndpoint `json:"endpoint,omitempty"`
 }
 
 // CredentialsSecretReference names a Secret of the TidalSession's namespace and the keys
@@ -166,6 +203,10 @@ type TidalSessionStatus struct {
 	// +optional
 	ClientID string `json:"clientID,omitempty"`
 
+	// health is what the last check of the session against TIDAL found.
+	// +optional
+	Health *SessionHealth `json:"health,omitempty"`
+
 	// credentialsVersion is the resourceVersion of the credentials Secret last used. After
 	// TIDAL rejected a refresh token, the operator tries again once this changes.
 	// +optional
@@ -174,6 +215,50 @@ type TidalSessionStatus struct {
 	// outputSecretName is the output Secret the operator last wrote.
 	// +optional
 	OutputSecretName string `json:"outputSecretName,omitempty"`
+}
+
+// HealthResult is the outcome of a session check against TIDAL.
+// +kubebuilder:validation:Enum=Healthy;Unhealthy;Unknown
+type HealthResult string
+
+const (
+	// HealthHealthy: TIDAL knows the session and accepted its token.
+	HealthHealthy HealthResult = "Healthy"
+	// HealthUnhealthy: TIDAL said the session or its grant is gone.
+	HealthUnhealthy HealthResult = "Unhealthy"
+	// HealthUnknown: the check failed for a reason that may pass (TIDAL unreachable, 5xx).
+	HealthUnknown HealthResult = "Unknown"
+)
+
+// SessionHealth is what the last check of a session against TIDAL found. User id, country
+// and client id are in the status itself.
+type SessionHealth struct {
+	// result of the last check.
+	// +optional
+	Result HealthResult `json:"result,omitempty"`
+
+	// lastCheckTime is when the last check's answer arrived.
+	// +optional
+	LastCheckTime *metav1.Time `json:"lastCheckTime,omitempty"`
+
+	// lastHealthyTime is when a check last found the session healthy.
+	// +optional
+	LastHealthyTime *metav1.Time `json:"lastHealthyTime,omitempty"`
+
+	// sessionID is TIDAL's id of the session.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	SessionID string `json:"sessionID,omitempty"`
+
+	// clientName is the name TIDAL gives the session's client.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ClientName string `json:"clientName,omitempty"`
+
+	// lastIdentityChangeTime is when a check last found another user, country or client
+	// behind the session than the check before; a Warning Event names the change.
+	// +optional
+	LastIdentityChangeTime *metav1.Time `json:"lastIdentityChangeTime,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -186,6 +271,7 @@ type TidalSessionStatus struct {
 // Expiry and next refresh are future times: kubectl prints a date column as an age, and a
 // future one as "<invalid>", so they are shown as RFC 3339 strings instead.
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.accessTokenExpiresAt`
+// +kubebuilder:printcolumn:name="Last Check",type=date,JSONPath=`.status.health.lastCheckTime`
 // +kubebuilder:printcolumn:name="Next Refresh",type=string,JSONPath=`.status.nextRefreshTime`,priority=1
 // +kubebuilder:printcolumn:name="Refreshes",type=integer,JSONPath=`.status.refreshCount`,priority=1
 // +kubebuilder:printcolumn:name="Country",type=string,JSONPath=`.status.countryCode`,priority=1
