@@ -67,9 +67,11 @@ contract-test: ## Runs TIDAL's own auth SDK against the TIDAL-compatible server.
 	test/contract/run.sh
 
 .PHONY: build
-build: ## Builds the operator and the TIDAL-compatible server into bin/.
+build: ## Builds the operator, the TIDAL-compatible server, the kubectl plugin and the MCP server into bin/.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/tidal-server ./cmd/tidal-server
+	go build -o $(BIN)/kubectl-tidal ./cmd/kubectl-tidal
+	go build -o $(BIN)/tidal-mcp ./cmd/tidal-mcp
 
 .PHONY: image-binary
 image-binary: ## Builds the operator binary exactly as the Dockerfile does (no Docker needed).

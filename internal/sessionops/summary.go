@@ -201,7 +201,7 @@ func (s Summary) Text() string {
 		fmt.Fprintf(&b, "The access token expires at %s.\n", s.ExpiresAt)
 	}
 	if s.LastRefreshTime != "" {
-		fmt.Fprintf(&b, "Last refreshed at %s (%d refreshes so far).\n", s.LastRefreshTime, s.RefreshCount)
+		fmt.Fprintf(&b, "Last refreshed at %s (refreshes so far: %d).\n", s.LastRefreshTime, s.RefreshCount)
 	}
 	if s.NextRefreshTime != "" {
 		fmt.Fprintf(&b, "Next refresh at %s.\n", s.NextRefreshTime)
