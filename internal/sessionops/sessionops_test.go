@@ -406,7 +406,7 @@ func TestSummarize(t *testing.T) {
 		{name: "active", session: session(active(t0)), phase: "Active", ready: "True",
 			nextStep: []string{"Nothing"},
 			text: []string{"phase Active, ready true (Refreshed)", "expires at 2026-12-04T11:00:00Z",
-				"Last refreshed at 2026-12-04T10:00:00Z (1 refreshes so far)", "Next refresh at 2026-12-04T10:45:00Z",
+				"Last refreshed at 2026-12-04T10:00:00Z (refreshes so far: 1)", "Next refresh at 2026-12-04T10:45:00Z",
 				"TIDAL user 4711, country NO", `Secret "alice-token"`, "TIDAL issued a new access token"}},
 		{name: "pending", session: session(failing(sessionsv1alpha1.PhasePending, sessionsv1alpha1.ReasonRefreshRetrying, 1)),
 			phase: "Pending", ready: "False", nextStep: []string{"Wait"}},
