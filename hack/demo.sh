@@ -92,6 +92,7 @@ wait_for "the TIDAL-compatible server" 30 test -s "$WORK/tidal.json"
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$WORK/tidal.json"; }
 AUTH_URL="$(json_field auth_base_url)"
 API_URL="$(json_field api_base_url)"
+OPENAPI_URL="$(json_field openapi_base_url)"
 ADMIN_URL="$(json_field admin_url)"
 echo "TIDAL auth $AUTH_URL, API $API_URL"
 # Stands in for the user's earlier TIDAL login: the server accepts the sample refresh token
@@ -102,7 +103,7 @@ curl -fsS -o /dev/null -X POST "${ADMIN_URL}grants" -H 'Content-Type: applicatio
 
 step "Starting the operator"
 METRICS_PORT="$(free_port)"
-"$BIN/manager" --tidal-auth-url "$AUTH_URL" --tidal-api-url "$API_URL" \
+"$BIN/manager" --tidal-auth-url "$AUTH_URL" --tidal-api-url "$API_URL" --tidal-openapi-url "$OPENAPI_URL" \
   --leader-election-namespace default --health-probe-bind-address 0 \
   --metrics-bind-address "127.0.0.1:$METRICS_PORT" --metrics-secure=false \
   >"$WORK/operator.log" 2>&1 &

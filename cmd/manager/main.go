@@ -31,6 +31,7 @@ import (
 // operator, and never by a TidalSession.
 type options struct {
 	authURL, apiURL      string
+	openAPIURL           string
 	tidalTimeout         time.Duration
 	watchNamespaces      string
 	metricsAddr          string
@@ -46,6 +47,8 @@ func main() {
 	var o options
 	flag.StringVar(&o.authURL, "tidal-auth-url", tidal.DefaultAuthBaseURL, "Base URL of TIDAL's OAuth endpoints.")
 	flag.StringVar(&o.apiURL, "tidal-api-url", tidal.DefaultAPIBaseURL, "Base URL of TIDAL's v1 API.")
+	flag.StringVar(&o.openAPIURL, "tidal-openapi-url", tidal.DefaultOpenAPIBaseURL,
+		"Base URL of TIDAL's official API, for the health checks of developer apps' sessions.")
 	flag.DurationVar(&o.tidalTimeout, "tidal-timeout", 15*time.Second, "Timeout of one call to TIDAL.")
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to manage sessions in; empty means all namespaces.")
@@ -75,7 +78,7 @@ func main() {
 
 func run(o options) error {
 	setupLog := ctrl.Log.WithName("setup")
-	endpoints := tidal.Endpoints{AuthBaseURL: o.authURL, APIBaseURL: o.apiURL}
+	endpoints := tidal.Endpoints{AuthBaseURL: o.authURL, APIBaseURL: o.apiURL, OpenAPIBaseURL: o.openAPIURL}
 	if err := endpoints.Validate(); err != nil {
 		return err
 	}

@@ -26,8 +26,9 @@ import (
 
 // Default base URLs of TIDAL's hosts.
 const (
-	DefaultAuthBaseURL = "https://auth.tidal.com/v1/oauth2/"
-	DefaultAPIBaseURL  = "https://api.tidal.com/v1/"
+	DefaultAuthBaseURL    = "https://auth.tidal.com/v1/oauth2/"
+	DefaultAPIBaseURL     = "https://api.tidal.com/v1/"
+	DefaultOpenAPIBaseURL = "https://openapi.tidal.com/v2/"
 )
 
 // maxBodyBytes bounds what the client reads of any answer: TIDAL's are a few hundred bytes.
@@ -46,6 +47,7 @@ var (
 	clientIDForm    = identifier{regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)}
 	countryCodeForm = identifier{regexp.MustCompile(`^[A-Z]{2}$`)}
 	sessionIDForm   = identifier{regexp.MustCompile(`^[0-9A-Za-z-]{1,64}$`)}
+	clientNameForm  = identifier{regexp.MustCompile(`^[ -~]{1,128}$`)}
 )
 
 // clean returns v when it has the identifier's form, and "" otherwise.
@@ -67,11 +69,18 @@ type Endpoints struct {
 	AuthBaseURL string
 	// APIBaseURL is the v1 API base, e.g. https://api.tidal.com/v1/.
 	APIBaseURL string
+	// OpenAPIBaseURL is the official API's base, e.g. https://openapi.tidal.com/v2/, for the
+	// checks of developer apps' sessions; empty means those checks are not configured.
+	OpenAPIBaseURL string
 }
 
 // Validate checks that both base URLs are absolute http(s) URLs.
 func (e Endpoints) Validate() error {
-	for name, raw := range map[string]string{"auth": e.AuthBaseURL, "api": e.APIBaseURL} {
+	urls := map[string]string{"auth": e.AuthBaseURL, "api": e.APIBaseURL}
+	if e.OpenAPIBaseURL != "" {
+		urls["openapi"] = e.OpenAPIBaseURL
+	}
+	for name, raw := range urls {
 		// The messages do not quote the URL: it could carry a password.
 		u, err := url.Parse(raw)
 		switch {
@@ -110,6 +119,9 @@ func NewClient(endpoints Endpoints, httpClient *http.Client, clk clock.PassiveCl
 	}
 	endpoints.AuthBaseURL = withSlash(endpoints.AuthBaseURL)
 	endpoints.APIBaseURL = withSlash(endpoints.APIBaseURL)
+	if endpoints.OpenAPIBaseURL != "" {
+		endpoints.OpenAPIBaseURL = withSlash(endpoints.OpenAPIBaseURL)
+	}
 	return &Client{endpoints: endpoints, http: &hc, clock: clk}
 }
 
@@ -225,12 +237,72 @@ type SessionInfo struct {
 // TIDAL's own clients use to validate a stored session.
 func (c *Client) Session(ctx context.Context, accessToken string) (*SessionInfo, error) {
 	const op = "get session"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoints.APIBaseURL+"sessions", nil)
+	body, err := c.get(ctx, op, c.endpoints.APIBaseURL+"sessions", "application/json", accessToken)
+	if err != nil {
+		return nil, err
+	}
+	var s struct {
+		SessionID   string      `json:"sessionId"`
+		UserID      json.Number `json:"userId"`
+		CountryCode string      `json:"countryCode"`
+		Client      struct {
+			ID   json.Number `json:"id"`
+			Name string      `json:"name"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil || s.UserID == "" {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: http.StatusOK,
+			Cause: "answer is not a session object"}
+	}
+	if userIDForm.clean(s.UserID.String()) == "" {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: http.StatusOK,
+			Cause: "answer has a userId that is not a number"}
+	}
+	return &SessionInfo{SessionID: sessionIDForm.clean(s.SessionID), UserID: s.UserID.String(),
+		CountryCode: countryCodeForm.clean(s.CountryCode), ClientID: clientIDForm.clean(s.Client.ID.String()),
+		ClientName: clientNameForm.clean(s.Client.Name)}, nil
+}
+
+// UsersMe asks the official API which user an access token belongs to (GET /v2/users/me),
+// the check for sessions of developer apps, whose tokens TIDAL's /v1/sessions refuses. It
+// knows no session id or client; the returned SessionInfo carries the user and country.
+func (c *Client) UsersMe(ctx context.Context, accessToken string) (*SessionInfo, error) {
+	const op = "get users/me"
+	if c.endpoints.OpenAPIBaseURL == "" {
+		return nil, &Error{Op: op, Kind: Transient, Cause: "the official API's base URL is not configured"}
+	}
+	body, err := c.get(ctx, op, c.endpoints.OpenAPIBaseURL+"users/me", "application/vnd.api+json", accessToken)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Data struct {
+			ID         string `json:"id"`
+			Type       string `json:"type"`
+			Attributes struct {
+				Country string `json:"country"`
+			} `json:"attributes"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || doc.Data.Type != "users" {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: http.StatusOK, Cause: "answer is not a user document"}
+	}
+	if userIDForm.clean(doc.Data.ID) == "" {
+		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: http.StatusOK,
+			Cause: "answer has a user id that is not a number"}
+	}
+	return &SessionInfo{UserID: doc.Data.ID, CountryCode: countryCodeForm.clean(doc.Data.Attributes.Country)}, nil
+}
+
+// get sends an authorized GET and returns the body of a 200 answer; any other answer is an
+// Error classified by apiError.
+func (c *Client) get(ctx context.Context, op, url, accept, accessToken string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, &Error{Op: op, Kind: Transient, Cause: "cannot build request"}
 	}
 	req.Header.Set("Authorization", "Bearer "+accessToken)
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, &Error{Op: op, Kind: Transient, Cause: transportCause(err)}
@@ -245,26 +317,7 @@ func (c *Client) Session(ctx context.Context, accessToken string) (*SessionInfo,
 	if resp.StatusCode != http.StatusOK {
 		return nil, apiError(op, resp, body, receivedAt)
 	}
-	var s struct {
-		SessionID   string      `json:"sessionId"`
-		UserID      json.Number `json:"userId"`
-		CountryCode string      `json:"countryCode"`
-		Client      struct {
-			ID   json.Number `json:"id"`
-			Name string      `json:"name"`
-		} `json:"client"`
-	}
-	if err := json.Unmarshal(body, &s); err != nil || s.UserID == "" {
-		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode,
-			Cause: "answer is not a session object"}
-	}
-	if userIDForm.clean(s.UserID.String()) == "" {
-		return nil, &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode,
-			Cause: "answer has a userId that is not a number"}
-	}
-	return &SessionInfo{SessionID: sessionIDForm.clean(s.SessionID), UserID: s.UserID.String(),
-		CountryCode: countryCodeForm.clean(s.CountryCode), ClientID: clientIDForm.clean(s.Client.ID.String()),
-		ClientName: s.Client.Name}, nil
+	return body, nil
 }
 
 // apiError classifies an error answer of the v1 API, whose body has the shape

@@ -217,16 +217,20 @@ func TestEndpointsValidate(t *testing.T) {
 		e       Endpoints
 		wantErr bool
 	}{
-		{"defaults", Endpoints{DefaultAuthBaseURL, DefaultAPIBaseURL}, false},
-		{"loopback http", Endpoints{"http://127.0.0.1:8080/v1/oauth2/", "http://[::1]:8080/v1/"}, false},
-		{"empty auth", Endpoints{"", DefaultAPIBaseURL}, true},
-		{"empty api", Endpoints{DefaultAuthBaseURL, ""}, true},
-		{"relative", Endpoints{"/v1/oauth2/", DefaultAPIBaseURL}, true},
-		{"no host", Endpoints{"https:///v1/", DefaultAPIBaseURL}, true},
-		{"other scheme", Endpoints{DefaultAuthBaseURL, "ftp://example.invalid/v1/"}, true},
-		{"unparseable", Endpoints{DefaultAuthBaseURL, "http://[::1"}, true},
-		{"password in the URL", Endpoints{"http://op:CANARY-PW@127.0.0.1/v1/oauth2/", DefaultAPIBaseURL}, true},
-		{"query", Endpoints{DefaultAuthBaseURL, "http://127.0.0.1/v1/?x=1"}, true},
+		{"defaults", Endpoints{AuthBaseURL: DefaultAuthBaseURL, APIBaseURL: DefaultAPIBaseURL}, false},
+		{"loopback http", Endpoints{AuthBaseURL: "http://127.0.0.1:8080/v1/oauth2/", APIBaseURL: "http://[::1]:8080/v1/"}, false},
+		{"empty auth", Endpoints{AuthBaseURL: "", APIBaseURL: DefaultAPIBaseURL}, true},
+		{"empty api", Endpoints{AuthBaseURL: DefaultAuthBaseURL, APIBaseURL: ""}, true},
+		{"relative", Endpoints{AuthBaseURL: "/v1/oauth2/", APIBaseURL: DefaultAPIBaseURL}, true},
+		{"no host", Endpoints{AuthBaseURL: "https:///v1/", APIBaseURL: DefaultAPIBaseURL}, true},
+		{"other scheme", Endpoints{AuthBaseURL: DefaultAuthBaseURL, APIBaseURL: "ftp://example.invalid/v1/"}, true},
+		{"unparseable", Endpoints{AuthBaseURL: DefaultAuthBaseURL, APIBaseURL: "http://[::1"}, true},
+		{"password in the URL", Endpoints{AuthBaseURL: "http://op:CANARY-PW@127.0.0.1/v1/oauth2/", APIBaseURL: DefaultAPIBaseURL}, true},
+		{"query", Endpoints{AuthBaseURL: DefaultAuthBaseURL, APIBaseURL: "http://127.0.0.1/v1/?x=1"}, true},
+		{"openapi default", Endpoints{AuthBaseURL: DefaultAuthBaseURL, APIBaseURL: DefaultAPIBaseURL,
+			OpenAPIBaseURL: DefaultOpenAPIBaseURL}, false},
+		{"openapi with a password", Endpoints{AuthBaseURL: DefaultAuthBaseURL, APIBaseURL: DefaultAPIBaseURL,
+			OpenAPIBaseURL: "http://op:CANARY-PW@127.0.0.1/v2/"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -291,14 +291,16 @@ func startOperator(kubeconfig string, chartArgs []string) *operator {
 			a = "--metrics-bind-address=" + o.metricsAddr
 		case strings.HasPrefix(a, "--health-probe-bind-address="):
 			a = "--health-probe-bind-address=" + o.probeAddr
-		case strings.HasPrefix(a, "--tidal-auth-url="), strings.HasPrefix(a, "--tidal-api-url="):
+		case strings.HasPrefix(a, "--tidal-auth-url="), strings.HasPrefix(a, "--tidal-api-url="),
+			strings.HasPrefix(a, "--tidal-openapi-url="):
 			_, url, _ := strings.Cut(a, "=")
 			Expect(url).To(HavePrefix(tidalURL+"/"), "the operator must talk to the loopback server only")
 		}
 		args = append(args, a)
 	}
-	// Without both URLs the operator would use TIDAL's own.
-	Expect(args).To(ContainElements(HavePrefix("--tidal-auth-url="), HavePrefix("--tidal-api-url=")))
+	// Without the URLs the operator would use TIDAL's own.
+	Expect(args).To(ContainElements(HavePrefix("--tidal-auth-url="), HavePrefix("--tidal-api-url="),
+		HavePrefix("--tidal-openapi-url=")))
 
 	o.cmd = exec.Command(operatorBinary, args...)
 	o.cmd.Env = withoutEnv(os.Environ(), "KUBECONFIG", "KUBERNETES_SERVICE_HOST")

@@ -67,7 +67,8 @@ var _ = Describe("Installing the chart in namespace mode", Ordered, func() {
 		expectHardenedDeployment(dep, release)
 		Expect(dep.Spec.Template.Spec.Containers[0].Args).To(ContainElements(
 			"--leader-elect=true", "--leader-election-namespace="+system, "--watch-namespaces="+teamA,
-			"--tidal-auth-url="+tidalURL+"/v1/oauth2/", "--tidal-api-url="+tidalURL+"/v1/", "--tidal-timeout=7s",
+			"--tidal-auth-url="+tidalURL+"/v1/oauth2/", "--tidal-api-url="+tidalURL+"/v1/",
+			"--tidal-openapi-url="+tidalURL+"/v2/", "--tidal-timeout=7s",
 			"--metrics-secure=true"))
 	})
 
@@ -215,7 +216,7 @@ var _ = Describe("Installing the chart in all-namespaces mode with monitoring", 
 
 	It("installs a ClusterRole with the generated rules, a ServiceMonitor and a PrometheusRule", func() {
 		out, err := helm("install", release, chartDir, "--namespace", system, "--wait=hookOnly",
-			"--set", "tidal.authURL="+tidalURL+"/v1/oauth2/,tidal.apiURL="+tidalURL+"/v1/",
+			"--set", "tidal.authURL="+tidalURL+"/v1/oauth2/,tidal.apiURL="+tidalURL+"/v1/,tidal.openAPIURL="+tidalURL+"/v2/",
 			"--set", "metrics.secure=false,metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("All-namespaces mode"))
@@ -295,6 +296,7 @@ func writeValues(path, system string, watch ...string) {
 	values := fmt.Sprintf(`tidal:
   authURL: %[1]s/v1/oauth2/
   apiURL: %[1]s/v1/
+  openAPIURL: %[1]s/v2/
   timeout: 7s
 watchNamespaces: [%[2]s]
 metrics:
