@@ -53,11 +53,22 @@ type fakeTIDAL struct {
 	skew  time.Duration
 	calls int
 	got   tidal.Credentials
+	// checkErr fails session checks; identity, when set, is what they answer.
+	checkErr    error
+	identity    *tidal.SessionInfo
+	checks      int
+	usersMe     int
+	checkedWith string
+	// onRefresh, when set, runs at each refresh.
+	onRefresh func()
 }
 
 func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.Token, error) {
 	f.calls++
 	f.got = creds
+	if f.onRefresh != nil {
+		f.onRefresh()
+	}
 	if f.err != nil {
 		if f.rotate != "" {
 			// An unusable answer that still rotated the refresh token.
@@ -74,8 +85,27 @@ func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.
 	return tok, nil
 }
 
-func (f *fakeTIDAL) Session(context.Context, string) (*tidal.SessionInfo, error) {
-	return &tidal.SessionInfo{SessionID: "sess-1", UserID: "1001", CountryCode: "NO", ClientID: "77"}, nil
+func (f *fakeTIDAL) Session(_ context.Context, token string) (*tidal.SessionInfo, error) {
+	f.checks++
+	f.checkedWith = token
+	if f.checkErr != nil {
+		return nil, f.checkErr
+	}
+	if f.identity != nil {
+		id := *f.identity
+		return &id, nil
+	}
+	return &tidal.SessionInfo{SessionID: "sess-1", UserID: "1001", CountryCode: "NO", ClientID: "77",
+		ClientName: "Test client"}, nil
+}
+
+func (f *fakeTIDAL) UsersMe(ctx context.Context, token string) (*tidal.SessionInfo, error) {
+	f.usersMe++
+	s, err := f.Session(ctx, token)
+	if s != nil {
+		s = &tidal.SessionInfo{UserID: s.UserID, CountryCode: s.CountryCode}
+	}
+	return s, err
 }
 
 type fixture struct {
@@ -223,21 +253,33 @@ func TestReconcileNotDueMakesNoRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	rv := f.session(t).ResourceVersion
-	f.clock.Step(30 * time.Minute)
+	f.clock.Step(10 * time.Minute)
 	res, err := f.reconcile(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.tidal.calls != 1 {
-		t.Errorf("TIDAL called %d times, want 1: the token was not due", f.tidal.calls)
+	if f.tidal.calls != 1 || f.tidal.checks != 1 {
+		t.Errorf("TIDAL saw %d refreshes and %d checks, want 1 each: neither was due", f.tidal.calls, f.tidal.checks)
 	}
 	if got := f.session(t).ResourceVersion; got != rv {
 		t.Errorf("status written although nothing changed")
 	}
-	if want := 15*time.Minute - spread; res.RequeueAfter != want {
-		t.Errorf("requeue after %v, want %v", res.RequeueAfter, want)
+	// The refresh's lookup was the first check; the next one is due after the default
+	// interval, before the refresh.
+	if want := 5 * time.Minute; res.RequeueAfter != want {
+		t.Errorf("requeue after %v, want %v (the next health check)", res.RequeueAfter, want)
 	}
-	f.clock.Step(15*time.Minute - spread)
+	f.clock.Step(5 * time.Minute)
+	if res, err = f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if f.tidal.calls != 1 || f.tidal.checks != 2 {
+		t.Errorf("TIDAL saw %d refreshes and %d checks, want 1 and 2", f.tidal.calls, f.tidal.checks)
+	}
+	if want := 15 * time.Minute; res.RequeueAfter != want {
+		t.Errorf("requeue after %v, want %v (the next check, before the refresh)", res.RequeueAfter, want)
+	}
+	f.clock.Step(30*time.Minute - spread)
 	if _, err := f.reconcile(t); err != nil {
 		t.Fatal(err)
 	}

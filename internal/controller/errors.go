@@ -68,3 +68,8 @@ func asLostAnswer(err error) (*lostAnswerError, bool) {
 	var l *lostAnswerError
 	return l, errors.As(err, &l)
 }
+
+func asSessionGone(err error) (*sessionGoneError, bool) {
+	var g *sessionGoneError
+	return g, errors.As(err, &g)
+}

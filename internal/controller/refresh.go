@@ -103,6 +103,7 @@ type sessionInfo struct {
 	UserID      string
 	CountryCode string
 	ClientID    string
+	ClientName  string
 }
 
 // refresh asks TIDAL for a new access token and writes it to the output Secret.
@@ -153,8 +154,14 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *s
 		return ctrl.Result{}, err
 	}
 
-	info := r.lookupSession(ctx, session, tok)
-	data, err := outputSecretData(tok, info)
+	// The new token's session is looked up at TIDAL, which is a check like the periodic
+	// ones. It is best effort: the token is good whatever it answers.
+	info, checkErr := r.checkSession(ctx, session, tok.AccessToken)
+	r.recordCheck(ctx, session, info, checkErr, r.Clock.Now())
+	if session.Status.UserID == "" {
+		session.Status.UserID = tok.UserID
+	}
+	data, err := outputSecretData(tok, knownInfo(session))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -174,10 +181,11 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *s
 	// Events per session (the recorder folds repeats only within minutes), which would drown
 	// the Events that matter in kubectl describe. Status and metrics count them.
 	if session.Status.RefreshCount == 0 {
+		metrics.TimeToFirstReady.Observe(r.Clock.Since(session.CreationTimestamp.Time).Seconds())
 		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshed, "Refresh",
 			"Wrote the first access token to the output Secret")
 	}
-	markRefreshed(session, st, next, info, r.Clock.Now())
+	markRefreshed(session, st, next, r.Clock.Now())
 	log.Info("Refreshed access token", "session", klog.KObj(session),
 		"expiresAt", st.expiresAt, "nextRefresh", next)
 	return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Second)}, nil
@@ -245,28 +253,12 @@ func (r *TidalSessionReconciler) recordClockSkew(ctx context.Context, session *s
 	session.Status.ClockSkewSeconds = skew
 }
 
-// lookupSession asks TIDAL which session the new token belongs to, for the user id,
-// country and session id. It is best effort: the token is good whatever this answers, so a
-// failure keeps what the status already knew.
-func (r *TidalSessionReconciler) lookupSession(ctx context.Context, session *sessionsv1alpha1.TidalSession, tok *tidal.Token) sessionInfo {
-	info := sessionInfo{UserID: tok.UserID, CountryCode: session.Status.CountryCode,
+// knownInfo is what the status knows about the TIDAL session, for the output Secret.
+func knownInfo(session *sessionsv1alpha1.TidalSession) sessionInfo {
+	info := sessionInfo{UserID: session.Status.UserID, CountryCode: session.Status.CountryCode,
 		ClientID: session.Status.ClientID}
-	if info.UserID == "" {
-		info.UserID = session.Status.UserID
-	}
-	s, err := r.TIDAL.Session(ctx, tok.AccessToken)
-	if err != nil {
-		logf.FromContext(ctx).V(1).Info("Session lookup failed; keeping known values",
-			"session", klog.KObj(session), "error", err.Error())
-		return info
-	}
-	if s.UserID != "" {
-		info.UserID = s.UserID
-	}
-	info.CountryCode = s.CountryCode
-	info.SessionID = s.SessionID
-	if s.ClientID != "" {
-		info.ClientID = s.ClientID
+	if h := session.Status.Health; h != nil {
+		info.SessionID, info.ClientName = h.SessionID, h.ClientName
 	}
 	return info
 }

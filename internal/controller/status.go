@@ -14,6 +14,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
 	"github.com/tidal-mcp/tidal-session-operator/internal/schedule"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
@@ -52,6 +53,13 @@ func outcomeOf(err error, token tokenHealth, recheck time.Duration) outcome {
 	}
 	if t, ok := asTerminal(err); ok {
 		return outcome{phase: t.phase, ready: metav1.ConditionFalse, reason: t.reason, message: t.msg}
+	}
+	if gone, ok := asSessionGone(err); ok {
+		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
+			reason: sessionsv1alpha1.ReasonSessionGone, requeueAfter: recheck,
+			message: fmt.Sprintf("A health check found that TIDAL no longer knows the session or revoked its "+
+				"grant (%v). Log in again and put the new refresh token in the credentials Secret; the "+
+				"operator tries again when it changes", gone.err)}
 	}
 	if lost, ok := asLostAnswer(err); ok {
 		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
@@ -198,13 +206,10 @@ func markTokenValid(session *sessionsv1alpha1.TidalSession, st tokenState, next 
 }
 
 // markRefreshed records a successful refresh.
-func markRefreshed(session *sessionsv1alpha1.TidalSession, st tokenState, next time.Time, info sessionInfo, now time.Time) {
+func markRefreshed(session *sessionsv1alpha1.TidalSession, st tokenState, next time.Time, now time.Time) {
 	markTokenValid(session, st, next, now)
 	session.Status.RefreshCount++
 	session.Status.ConsecutiveFailures = 0
-	session.Status.UserID = info.UserID
-	session.Status.CountryCode = info.CountryCode
-	session.Status.ClientID = info.ClientID
 }
 
 func setReady(session *sessionsv1alpha1.TidalSession, status metav1.ConditionStatus, reason, message string, now time.Time) {
@@ -243,4 +248,16 @@ func (r *TidalSessionReconciler) event(session *sessionsv1alpha1.TidalSession, e
 func timePtr(t time.Time) *metav1.Time {
 	mt := metav1.NewTime(t)
 	return &mt
+}
+
+// countPhaseChange counts a change of phase in the metrics.
+func countPhaseChange(before, after *sessionsv1alpha1.TidalSession) {
+	if before.Status.Phase == after.Status.Phase {
+		return
+	}
+	from := string(before.Status.Phase)
+	if from == "" {
+		from = "None"
+	}
+	metrics.PhaseTransitions.WithLabelValues(from, string(after.Status.Phase)).Inc()
 }

@@ -30,6 +30,7 @@ import (
 type TIDAL interface {
 	Refresh(ctx context.Context, creds tidal.Credentials) (*tidal.Token, error)
 	Session(ctx context.Context, accessToken string) (*tidal.SessionInfo, error)
+	UsersMe(ctx context.Context, accessToken string) (*tidal.SessionInfo, error)
 }
 
 // TidalSessionReconciler keeps each TidalSession's access token fresh in its output Secret.
@@ -80,6 +81,7 @@ func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 	result, err := r.reconcileSession(ctx, session, before)
 	result, err = r.recordOutcome(ctx, session, before, result, err)
+	countPhaseChange(before, session)
 
 	if perr := r.patchStatus(ctx, before, session); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
@@ -132,12 +134,23 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 		}
 		return result, err
 	}
+	nextCheck, rejected, err := r.healthStep(ctx, session, existing, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if rejected {
+		// TIDAL refused a token we think valid: refresh now; its lookup is the re-check.
+		if backoff, failing := backoffRemaining(session.Status, now); failing {
+			return ctrl.Result{RequeueAfter: backoff}, nil
+		}
+		return r.refresh(ctx, session, stored, creds, existing)
+	}
 	r.handleRequest(session, decision, false)
 	if decision == requestTooSoon {
 		next = now.Add(min(next.Sub(now), wait))
 	}
 	markTokenValid(session, st, next, now)
-	return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
+	return ctrl.Result{RequeueAfter: max(min(next.Sub(now), nextCheck.Sub(now)), time.Second)}, nil
 }
 
 // handleRequest records the outcome of the refresh request annotation in status and Events.

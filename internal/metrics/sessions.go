@@ -46,6 +46,14 @@ var (
 		"tidal_session_ready",
 		"1 when the session's Ready condition is True, 0 otherwise.",
 		sessionLabels, nil)
+	createdDesc = prometheus.NewDesc(
+		"tidal_session_created_timestamp_seconds",
+		"When the TidalSession was created, in Unix seconds; time() minus it is the session's age.",
+		sessionLabels, nil)
+	lastHealthyDesc = prometheus.NewDesc(
+		"tidal_session_last_healthy_timestamp_seconds",
+		"When a check against TIDAL last found the session healthy, in Unix seconds.",
+		sessionLabels, nil)
 	collectorUpDesc = prometheus.NewDesc(
 		"tidal_session_status_up",
 		"1 when the last scrape could list TidalSessions from the cache, 0 when it could not "+
@@ -89,6 +97,8 @@ func (c *SessionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- consecutiveFailuresDesc
 	ch <- phaseDesc
 	ch <- readyDesc
+	ch <- createdDesc
+	ch <- lastHealthyDesc
 	ch <- collectorUpDesc
 }
 
@@ -132,6 +142,14 @@ func collectSession(ch chan<- prometheus.Metric, s *sessionsv1alpha1.TidalSessio
 	if t := st.NextRefreshTime; t != nil {
 		ch <- prometheus.MustNewConstMetric(nextRefreshDesc, prometheus.GaugeValue,
 			unixSeconds(t), ns, name)
+	}
+	if h := st.Health; h != nil && h.LastHealthyTime != nil {
+		ch <- prometheus.MustNewConstMetric(lastHealthyDesc, prometheus.GaugeValue,
+			unixSeconds(h.LastHealthyTime), ns, name)
+	}
+	if !s.CreationTimestamp.IsZero() {
+		ch <- prometheus.MustNewConstMetric(createdDesc, prometheus.GaugeValue,
+			unixSeconds(&s.CreationTimestamp), ns, name)
 	}
 	ch <- prometheus.MustNewConstMetric(consecutiveFailuresDesc, prometheus.GaugeValue,
 		float64(st.ConsecutiveFailures), ns, name)

@@ -25,6 +25,8 @@ import (
 var (
 	expiresAt   = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	nextRefresh = time.Date(2026, 5, 1, 11, 30, 0, 0, time.UTC)
+	lastHealthy = time.Date(2026, 5, 1, 11, 15, 0, 0, time.UTC)
+	created     = time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC)
 )
 
 // All per-session metric names plus the up gauge, for comparisons that must see every series.
@@ -34,6 +36,8 @@ var allNames = []string{
 	"tidal_session_consecutive_failures",
 	"tidal_session_phase",
 	"tidal_session_ready",
+	"tidal_session_created_timestamp_seconds",
+	"tidal_session_last_healthy_timestamp_seconds",
 	"tidal_session_status_up",
 }
 
@@ -63,6 +67,12 @@ func withPhase(p sessionsv1alpha1.Phase) func(*sessionsv1alpha1.TidalSessionStat
 func withTimes(st *sessionsv1alpha1.TidalSessionStatus) {
 	st.AccessTokenExpiresAt = &metav1.Time{Time: expiresAt}
 	st.NextRefreshTime = &metav1.Time{Time: nextRefresh}
+	st.Health = &sessionsv1alpha1.SessionHealth{LastHealthyTime: &metav1.Time{Time: lastHealthy}}
+}
+
+func withCreation(s *sessionsv1alpha1.TidalSession) *sessionsv1alpha1.TidalSession {
+	s.CreationTimestamp = metav1.NewTime(created)
+	return s
 }
 
 func withFailures(n int32) func(*sessionsv1alpha1.TidalSessionStatus) {
@@ -107,8 +117,8 @@ tidal_session_status_up 1
 		{
 			name: "sessions with and without status in several namespaces",
 			sessions: []client.Object{
-				session("music", "alice", withPhase(sessionsv1alpha1.PhaseActive), withTimes,
-					withReady(metav1.ConditionTrue), withIdentity),
+				withCreation(session("music", "alice", withPhase(sessionsv1alpha1.PhaseActive), withTimes,
+					withReady(metav1.ConditionTrue), withIdentity)),
 				session("music", "bob", withPhase(sessionsv1alpha1.PhaseDegraded), withTimes,
 					withFailures(3), withReady(metav1.ConditionFalse)),
 				session("radio", "carol"),
@@ -141,10 +151,17 @@ tidal_session_ready{name="alice",namespace="music"} 1
 tidal_session_ready{name="bob",namespace="music"} 0
 tidal_session_ready{name="carol",namespace="radio"} 0
 tidal_session_ready{name="dave",namespace="radio"} 0
+# HELP tidal_session_created_timestamp_seconds When the TidalSession was created, in Unix seconds; time() minus it is the session's age.
+# TYPE tidal_session_created_timestamp_seconds gauge
+tidal_session_created_timestamp_seconds{name="alice",namespace="music"} %[4]d
+# HELP tidal_session_last_healthy_timestamp_seconds When a check against TIDAL last found the session healthy, in Unix seconds.
+# TYPE tidal_session_last_healthy_timestamp_seconds gauge
+tidal_session_last_healthy_timestamp_seconds{name="alice",namespace="music"} %[3]d
+tidal_session_last_healthy_timestamp_seconds{name="bob",namespace="music"} %[3]d
 # HELP tidal_session_status_up 1 when the last scrape could list TidalSessions from the cache, 0 when it could not and the per-session series are missing.
 # TYPE tidal_session_status_up gauge
 tidal_session_status_up 1
-`, expiresAt.Unix(), nextRefresh.Unix()),
+`, expiresAt.Unix(), nextRefresh.Unix(), lastHealthy.Unix(), created.Unix()),
 		},
 	}
 	for _, tt := range tests {
@@ -164,9 +181,10 @@ func TestSessionCollectorDeletedSessionVanishes(t *testing.T) {
 		session("radio", "bob", withPhase(sessionsv1alpha1.PhaseActive), withTimes,
 			withReady(metav1.ConditionTrue)),
 	)
-	// Five series per session (expiry, next refresh, failures, phase, ready) and the up gauge.
-	if got := testutil.CollectAndCount(c); got != 11 {
-		t.Fatalf("series before delete = %d, want 11", got)
+	// Six series per session (expiry, next refresh, last healthy, failures, phase, ready) and
+	// the up gauge.
+	if got := testutil.CollectAndCount(c); got != 13 {
+		t.Fatalf("series before delete = %d, want 13", got)
 	}
 
 	if err := cl.Delete(context.Background(), session("music", "alice")); err != nil {
@@ -181,8 +199,8 @@ tidal_session_ready{name="bob",namespace="radio"} 1
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "tidal_session_ready"); err != nil {
 		t.Error(err)
 	}
-	if got := testutil.CollectAndCount(c); got != 6 {
-		t.Errorf("series after delete = %d, want 6", got)
+	if got := testutil.CollectAndCount(c); got != 7 {
+		t.Errorf("series after delete = %d, want 7", got)
 	}
 }
 
@@ -228,8 +246,8 @@ tidal_session_status_up 0
 // labels (and phase on the phase metric), and that no value TIDAL reported reaches a label.
 func TestSessionCollectorLabels(t *testing.T) {
 	c, _ := newCollector(t,
-		session("music", "alice", withPhase(sessionsv1alpha1.PhaseActive), withTimes,
-			withFailures(1), withReady(metav1.ConditionTrue), withIdentity),
+		withCreation(session("music", "alice", withPhase(sessionsv1alpha1.PhaseActive), withTimes,
+			withFailures(1), withReady(metav1.ConditionTrue), withIdentity)),
 	)
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {
@@ -246,6 +264,8 @@ func TestSessionCollectorLabels(t *testing.T) {
 		"tidal_session_consecutive_failures":                  "name,namespace",
 		"tidal_session_phase":                                 "name,namespace,phase",
 		"tidal_session_ready":                                 "name,namespace",
+		"tidal_session_created_timestamp_seconds":             "name,namespace",
+		"tidal_session_last_healthy_timestamp_seconds":        "name,namespace",
 		"tidal_session_status_up":                             "",
 	}
 	seen := map[string]bool{}
