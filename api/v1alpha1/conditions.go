@@ -75,6 +75,9 @@ const (
 	ReasonOutputSecretConflict = "OutputSecretConflict"
 	// ReasonOutputSecretCreated: the operator created (or re-created) the output Secret.
 	ReasonOutputSecretCreated = "OutputSecretCreated"
+	// ReasonOutputSecretMoved: spec.outputSecret.name changed and the token moved to the new
+	// Secret; the old one is deleted (an Event reason only).
+	ReasonOutputSecretMoved = "OutputSecretMoved"
 	// ReasonInvalidSpec: the spec breaks a rule admission could not check.
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonSuspended: spec.suspend is true.

@@ -7,7 +7,7 @@ import (
 // TidalSessionSpec says where a session's credentials live, where its tokens go and when
 // they are refreshed.
 //
-// +kubebuilder:validation:XValidation:rule="self.credentialsSecretRef.name != self.outputSecret.name",message="outputSecret.name must differ from credentialsSecretRef.name: the operator rewrites the output Secret on every refresh"
+// +kubebuilder:validation:XValidation:rule="self.credentialsSecretRef.name != self.outputSecret.name",message="outputSecret.name must differ from credentialsSecretRef.name: the operator rewrites the output Secret on every refresh",fieldPath=".outputSecret.name"
 type TidalSessionSpec struct {
 	// credentialsSecretRef names the Secret, in the TidalSession's own namespace, that holds
 	// the session's refresh token and the TIDAL client id (and client secret, when the client
@@ -51,14 +51,16 @@ const (
 )
 
 // HealthCheckPolicy says how a session is validated against TIDAL.
-//
-// +kubebuilder:validation:XValidation:rule="!has(self.interval) || (duration(self.interval) >= duration('1m') && duration(self.interval) <= duration('24h'))",message="healthCheck.interval must be between 1m and 24h"
 type HealthCheckPolicy struct {
 	// interval is the time between checks, from 1m to 24h; "15m" by default. A refresh counts
-	// as a check: the operator looks the new token's session up at TIDAL.
+	// as a check: the operator looks the new token's session up at TIDAL. It is written as
+	// 90s, 15m or 1h30m; days ("1d") and ISO 8601 ("PT1H") are not durations the operator
+	// can read.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="healthCheck.interval must be a duration such as 15m or 1h30m (units h, m, s, ms)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('1m') && duration(self) <= duration('24h'))",message="healthCheck.interval must be between 1m and 24h"
 	Interval *metav1.Duration `json:"interval,omitempty"`
 
 	// endpoint is Sessions (GET /v1/sessions, the default) or UsersMe (GET /v2/users/me of
@@ -70,6 +72,27 @@ type HealthCheckPolicy struct {
 
 // CredentialsSecretReference names a Secret of the TidalSession's namespace and the keys
 // of its data that hold the session's credentials.
+//
+// refreshTokenKey must differ from the other two keys: the operator writes a rotated refresh
+// token under it, which would overwrite the client id or secret sharing its key. The client
+// id and secret keys may coincide: the operator only reads them, so nothing is lost, and
+// TIDAL's answer to the refresh says what is wrong.
+//
+// refreshTokenKey is the one place where the operator stores data nobody else holds: after
+// TIDAL rotates the refresh token, the only valid copy is under that key. Changing the key
+// while the Secret stays the same would leave that token behind and make the operator send
+// whatever older token the new key holds, which TIDAL may treat as reuse and revoke the
+// grant. So the key may change only together with name: pointing the session at another
+// Secret hands it a login of its own and strands nothing in the Secret it reads. name alone
+// stays mutable for the same reason: that is how a person hands a session a new login.
+// Both sides of the transition rule always exist (the reference is required and the key is
+// defaulted), so a plain oldSelf rule is enough; optionalOldSelf would only add the create
+// case, where there is nothing to compare.
+//
+// +kubebuilder:validation:XValidation:rule="self.refreshTokenKey != self.clientIDKey",message="credentialsSecretRef.refreshTokenKey and clientIDKey must name different keys: rotated refresh tokens are written under refreshTokenKey",fieldPath=".refreshTokenKey"
+// +kubebuilder:validation:XValidation:rule="!has(self.sessionFileKey) || self.sessionFileKey != self.refreshTokenKey",message="credentialsSecretRef.sessionFileKey and refreshTokenKey must name different keys: rotated refresh tokens are written under refreshTokenKey, and the session file is never changed",fieldPath=".sessionFileKey"
+// +kubebuilder:validation:XValidation:rule="self.refreshTokenKey != self.clientSecretKey",message="credentialsSecretRef.refreshTokenKey and clientSecretKey must name different keys: rotated refresh tokens are written under refreshTokenKey",fieldPath=".refreshTokenKey"
+// +kubebuilder:validation:XValidation:rule="self.name != oldSelf.name || self.refreshTokenKey == oldSelf.refreshTokenKey",message="credentialsSecretRef.refreshTokenKey cannot change while credentialsSecretRef.name stays the same: the operator stores rotated refresh tokens under it; copy the Secret with the new key and change both",fieldPath=".refreshTokenKey"
 type CredentialsSecretReference struct {
 	// name is the Secret's name.
 	// +required
@@ -81,24 +104,43 @@ type CredentialsSecretReference struct {
 	// refreshTokenKey is the data key of the refresh token.
 	// +optional
 	// +kubebuilder:default=refresh_token
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="credentialsSecretRef.refreshTokenKey must not be '.' or '..', which are not Secret data keys"
 	RefreshTokenKey string `json:"refreshTokenKey,omitempty"`
 
 	// clientIDKey is the data key of the TIDAL client id.
 	// +optional
 	// +kubebuilder:default=client_id
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="credentialsSecretRef.clientIDKey must not be '.' or '..', which are not Secret data keys"
 	ClientIDKey string `json:"clientIDKey,omitempty"`
 
 	// clientSecretKey is the data key of the TIDAL client secret. A missing key means the
 	// client has no secret, as TIDAL's public device-login clients do not.
 	// +optional
 	// +kubebuilder:default=client_secret
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="credentialsSecretRef.clientSecretKey must not be '.' or '..', which are not Secret data keys"
 	ClientSecretKey string `json:"clientSecretKey,omitempty"`
+
+	// sessionFileKey names a data key holding a session file of the kind TIDAL consumers keep
+	// today (tidalapi's session file, tidal-dl-ng's token.json, or the flat JSON of MCP
+	// servers), for adopting such a session without a new login: while the Secret has no
+	// refreshTokenKey, the operator reads the refresh token, and the client id when the file
+	// names one, from that file. A refresh token TIDAL rotates is stored under
+	// refreshTokenKey, which wins from then on. The file itself is never changed.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="credentialsSecretRef.sessionFileKey must not be '.' or '..', which are not Secret data keys"
+	SessionFileKey string `json:"sessionFileKey,omitempty"`
 }
 
 // OutputSecretSpec describes the Secret that receives the session's access token.
@@ -119,15 +161,21 @@ type OutputSecretSpec struct {
 // expiry (room for Secret propagation) and no earlier than half-way through the lifetime.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.beforeExpiry) && has(self.beforeExpiryPercent))",message="set at most one of refresh.beforeExpiry and refresh.beforeExpiryPercent"
-// +kubebuilder:validation:XValidation:rule="!has(self.beforeExpiry) || duration(self.beforeExpiry) > duration('0s')",message="refresh.beforeExpiry must be a positive duration such as 30m"
 type RefreshPolicy struct {
-	// beforeExpiry refreshes this long before the access token expires, e.g. "30m".
+	// beforeExpiry refreshes this long before the access token expires, from more than 0s
+	// to 24h, written as 30m or 1h30m. TIDAL's tokens live 4 hours to 7 days, and the
+	// operator never refreshes before half the lifetime has passed, so a longer lead could
+	// only ever be cut back; beforeExpiryPercent scales with the lifetime instead.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="refresh.beforeExpiry must be a duration such as 30m or 1h30m (units h, m, s, ms)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) > duration('0s')",message="refresh.beforeExpiry must be a positive duration such as 30m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) <= duration('24h')",message="refresh.beforeExpiry must be at most 24h; beforeExpiryPercent suits longer-lived tokens"
 	BeforeExpiry *metav1.Duration `json:"beforeExpiry,omitempty"`
 
-	// beforeExpiryPercent refreshes when this share of the token's lifetime remains.
+	// beforeExpiryPercent refreshes when this share of the token's lifetime remains, from 1
+	// to 50: past half the lifetime the operator's own lower bound on refresh time wins.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=50

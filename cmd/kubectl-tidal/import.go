@@ -86,10 +86,10 @@ the session deletes its imported credentials too.
 
 No token is printed: --dry-run and -o json|yaml show the Secret with its values masked.`,
 		Example: `  # Adopt the session an MCP server keeps in the system temp directory
-  kubectl tidal import /tmp/tidal-session-oauth.json --name alice --client-id fX2JxdmntZWK0ixT
+  kubectl tidal import /tmp/tidal-session-oauth.json --name alice --client-id exampleClientId1
 
   # Read the file from standard input and show what would be created
-  kubectl tidal import - --name alice --client-id fX2JxdmntZWK0ixT --dry-run < token.json`,
+  kubectl tidal import - --name alice --client-id exampleClientId1 --dry-run < token.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]

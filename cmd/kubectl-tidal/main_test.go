@@ -24,7 +24,7 @@ const (
 	canaryClientSecret = "CANARY-CS-9b02f6"
 	canaryMarker       = "CANARY"
 	testNamespace      = "music"
-	testClientID       = "fX2JxdmntZWK0ixT"
+	testClientID       = "exampleClientId1"
 )
 
 // result is what one run of the plugin printed.

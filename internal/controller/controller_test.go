@@ -592,46 +592,6 @@ func TestStatusNeverEchoesCredentialValues(t *testing.T) {
 	assertNoCanary(t, f, nil, f.drainEvents())
 }
 
-func TestValidateSpec(t *testing.T) {
-	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
-	pct := func(p int32) *int32 { return &p }
-	tests := []struct {
-		name   string
-		modify func(*sessionsv1alpha1.TidalSession)
-		want   string // part of the message; "" means valid
-	}{
-		{"valid", func(*sessionsv1alpha1.TidalSession) {}, ""},
-		{"name of 63 characters", func(s *sessionsv1alpha1.TidalSession) { s.Name = strings.Repeat("a", 63) }, ""},
-		{"name of 64 characters", func(s *sessionsv1alpha1.TidalSession) { s.Name = strings.Repeat("a", 64) }, "metadata.name"},
-		{"output is the credentials Secret", func(s *sessionsv1alpha1.TidalSession) {
-			s.Spec.OutputSecret.Name = s.Spec.CredentialsSecretRef.Name
-		}, "spec.outputSecret.name"},
-		{"both refresh policies", func(s *sessionsv1alpha1.TidalSession) {
-			s.Spec.Refresh = sessionsv1alpha1.RefreshPolicy{BeforeExpiry: dur(time.Hour), BeforeExpiryPercent: pct(10)}
-		}, "at most one"},
-		{"negative beforeExpiry", func(s *sessionsv1alpha1.TidalSession) {
-			s.Spec.Refresh.BeforeExpiry = dur(-5 * time.Minute)
-		}, "positive duration"},
-		{"zero beforeExpiry", func(s *sessionsv1alpha1.TidalSession) { s.Spec.Refresh.BeforeExpiry = dur(0) }, "positive duration"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := newSession()
-			tt.modify(s)
-			err := validateSpec(s)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("validateSpec = %v, want nil", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("validateSpec = %v, want an error naming %q", err, tt.want)
-			}
-			if _, ok := asTerminal(err); err != nil && !ok {
-				t.Errorf("validateSpec error %v is not terminal", err)
-			}
-		})
-	}
-}
-
 func TestRetryDelay(t *testing.T) {
 	limited := &tidal.Error{Kind: tidal.Transient, HTTPStatus: 429, RetryAfter: 90 * time.Second}
 	outage := &tidal.Error{Kind: tidal.Transient, HTTPStatus: 503}

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/sessionfile"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
 
@@ -81,16 +83,44 @@ func credentialsFrom(secret *corev1.Secret, ref sessionsv1alpha1.CredentialsSecr
 	}
 	var creds tidal.Credentials
 	var err error
-	if creds.RefreshToken, err = get(refreshTokenKey(ref), true); err != nil {
+	if creds.RefreshToken, err = get(refreshTokenKey(ref), ref.SessionFileKey == ""); err != nil {
 		return tidal.Credentials{}, err
 	}
-	if creds.ClientID, err = get(clientIDKey(ref), true); err != nil {
+	var file sessionfile.Session
+	if creds.RefreshToken == "" {
+		if file, err = adoptSessionFile(secret, ref, recheck); err != nil {
+			return tidal.Credentials{}, err
+		}
+		creds.RefreshToken = file.RefreshToken
+	}
+	if creds.ClientID, err = get(clientIDKey(ref), file.ClientID == ""); err != nil {
 		return tidal.Credentials{}, err
+	}
+	if creds.ClientID == "" {
+		creds.ClientID = file.ClientID
 	}
 	if creds.ClientSecret, err = get(clientSecretKey(ref), false); err != nil {
 		return tidal.Credentials{}, err
 	}
 	return creds, nil
+}
+
+// adoptSessionFile reads the session file under ref.SessionFileKey, for a Secret that has no
+// refresh token key yet. The parser's errors name the format and the field, never a value.
+func adoptSessionFile(secret *corev1.Secret, ref sessionsv1alpha1.CredentialsSecretReference, recheck time.Duration) (sessionfile.Session, error) {
+	raw, ok := secret.Data[ref.SessionFileKey]
+	if !ok || len(bytes.TrimSpace(raw)) == 0 {
+		return sessionfile.Session{}, waitf(recheck, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing,
+			"credentials Secret %s has neither key %q nor a session file under key %q", secret.Name,
+			refreshTokenKey(ref), ref.SessionFileKey)
+	}
+	file, err := sessionfile.Parse(raw)
+	if err != nil {
+		return sessionfile.Session{}, waitf(recheck, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsInvalid,
+			"key %q of credentials Secret %s holds no session file the operator can adopt: %v", ref.SessionFileKey,
+			secret.Name, err)
+	}
+	return file, nil
 }
 
 // rejectedTokens remembers, per session, a digest of the refresh token TIDAL rejected,

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -197,4 +198,49 @@ func (r *TidalSessionReconciler) fillOutputSecret(session *sessionsv1alpha1.Tida
 	secret.Type = corev1.SecretTypeOpaque
 	secret.Data = data
 	return controllerutil.SetControllerReference(session, secret, r.Scheme)
+}
+
+// moveOutputSecret carries the token to a renamed output Secret (spec.outputSecret.name no
+// longer status.outputSecretName). The Secret under the new name is written first, from the
+// old one's data, and the old one is deleted only afterwards, so that consumers find a token
+// under one name or the other at every moment. existing is the Secret under the new name, as
+// getOutputSecret returned it; the result is what is there after the move. A Secret under the
+// old name that the session does not manage is left alone.
+func (r *TidalSessionReconciler) moveOutputSecret(ctx context.Context, session *sessionsv1alpha1.TidalSession,
+	existing *corev1.Secret) (*corev1.Secret, error) {
+	oldName, newName := session.Status.OutputSecretName, session.Spec.OutputSecret.Name
+	if oldName == "" || oldName == newName {
+		return existing, nil
+	}
+	old := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: session.Namespace, Name: oldName}, old)
+	switch {
+	case apierrors.IsNotFound(err):
+		return existing, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to get the previous output Secret %s: %w", oldName, err)
+	case !isManaged(old, session):
+		return existing, nil
+	}
+	if st := tokenStateOf(old); existing == nil && st.present {
+		data := make(map[string][]byte, len(old.Data))
+		for k, v := range old.Data {
+			data[k] = v
+		}
+		if _, err := r.writeOutputSecret(ctx, session, nil, data, st.refreshedAt); err != nil {
+			return nil, err
+		}
+		if existing, err = r.readOutputSecret(ctx, session); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil {
+		return nil, fmt.Errorf("failed to delete the previous output Secret %s: %w", oldName, err)
+	}
+	r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonOutputSecretMoved, "Move",
+		fmt.Sprintf("spec.outputSecret.name changed: the token moved from Secret %s to %s, and %s is deleted; "+
+			"workloads that mount %s must mount %s", oldName, newName, oldName, oldName, newName))
+	logf.FromContext(ctx).Info("Output Secret moved", "session", klog.KObj(session), "from", oldName, "to", newName)
+	session.Status.OutputSecretName = newName
+	return existing, nil
 }

@@ -62,7 +62,7 @@ type TidalSessionReconciler struct {
 
 // +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions/status,verbs=patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one TidalSession's output Secret and status up to date. Status is
@@ -114,6 +114,9 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 
 	existing, err := r.getOutputSecret(ctx, session)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if existing, err = r.moveOutputSecret(ctx, session, existing); err != nil {
 		return ctrl.Result{}, err
 	}
 

@@ -75,9 +75,9 @@ func TestParse(t *testing.T) {
 	}, {
 		name: "flat MCP JSON with Unix seconds and a numeric user id",
 		in: `{"access_token": "` + canaryAccess + `", "refresh_token": "` + canaryRefresh +
-			`", "user_id": 4711, "expires_at": 1796389506, "country_code": "NO", "session_id": "s-1", "client_id": "fX2JxdmntZWK0ixT"}`,
+			`", "user_id": 4711, "expires_at": 1796389506, "country_code": "NO", "session_id": "s-1", "client_id": "exampleClientId1"}`,
 		want: Session{Format: FormatFlat, RefreshToken: canaryRefresh, AccessToken: canaryAccess, UserID: "4711",
-			ClientID: "fX2JxdmntZWK0ixT", Expiry: time.Date(2026, 12, 4, 13, 5, 6, 0, time.UTC)},
+			ClientID: "exampleClientId1", Expiry: time.Date(2026, 12, 4, 13, 5, 6, 0, time.UTC)},
 	}, {
 		name: "flat MCP JSON with RFC 3339 and a string user id",
 		in:   `{"refresh_token": "` + canaryRefresh + `", "user_id": "4711", "expires_at": "2026-12-04T13:05:06Z"}`,

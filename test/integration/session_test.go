@@ -11,7 +11,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -279,32 +278,6 @@ var _ = Describe("TidalSession", func() {
 		Expect(after.Data).To(Equal(before.Data))
 		Expect(after.OwnerReferences).To(BeEmpty())
 	})
-
-	DescribeTable("rejects bad specs at admission, naming the field",
-		func(name, spec, want string) {
-			ns := newNamespace()
-			manifest := fmt.Sprintf("apiVersion: sessions.tidal-mcp.dev/v1alpha1\nkind: TidalSession\n"+
-				"metadata:\n  name: %s\n  namespace: %s\nspec:\n%s", name, ns, spec)
-			out, err := kubectl(manifest, "apply", "-f", "-")
-			Expect(err).To(HaveOccurred())
-			Expect(out).To(ContainSubstring(want))
-			Expect(apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name},
-				&sessionsv1alpha1.TidalSession{}))).To(BeTrue())
-		},
-		Entry("output Secret is the credentials Secret", "frank",
-			"  credentialsSecretRef: {name: same}\n  outputSecret: {name: same}\n", "outputSecret.name must differ"),
-		Entry("name longer than a label value", strings.Repeat("n", 64),
-			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n", "at most 63 characters"),
-		Entry("negative beforeExpiry", "neg",
-			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n  refresh: {beforeExpiry: -5m}\n",
-			"positive duration"),
-		Entry("both refresh policies", "both",
-			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n  refresh: {beforeExpiry: 30m, beforeExpiryPercent: 10}\n",
-			"at most one"),
-		Entry("percentage above 50", "pct",
-			"  credentialsSecretRef: {name: c}\n  outputSecret: {name: o}\n  refresh: {beforeExpiryPercent: 51}\n",
-			"beforeExpiryPercent"),
-	)
 })
 
 var _ = Describe("Refresh-token rotation", func() {
