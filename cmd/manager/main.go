@@ -23,6 +23,7 @@ import (
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
+	"github.com/tidal-mcp/tidal-session-operator/internal/healthapi"
 	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 )
@@ -36,6 +37,8 @@ type options struct {
 	watchNamespaces      string
 	metricsAddr          string
 	metricsSecure        bool
+	healthAPIAddr        string
+	healthAPICertDir     string
 	probeAddr            string
 	leaderElect          bool
 	leaderElectNamespace string
@@ -56,6 +59,12 @@ func main() {
 		"Address of the metrics endpoint; \"0\" disables it.")
 	flag.BoolVar(&o.metricsSecure, "metrics-secure", true,
 		"Serve metrics over HTTPS, for callers that pass TokenReview and SubjectAccessReview.")
+	// Off unless asked for: out of cluster (the demo, the end-to-end suite) a default address
+	// would listen on every interface.
+	flag.StringVar(&o.healthAPIAddr, "health-api-bind-address", "0",
+		"Address of the per-session health endpoint (HTTPS, TokenReview and SubjectAccessReview), e.g. \":8444\"; \"0\" disables it.")
+	flag.StringVar(&o.healthAPICertDir, "health-api-cert-dir", "",
+		"Directory with tls.crt and tls.key for the health endpoint; empty means a self-signed certificate.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true,
 		"Elect a leader so that only one replica refreshes at a time.")
@@ -120,6 +129,12 @@ func run(o options) error {
 	// The cached client, so that a scrape reads memory instead of listing from the API server.
 	if err := metrics.RegisterSessionCollector(mgr.GetClient()); err != nil {
 		return fmt.Errorf("failed to register session metrics: %w", err)
+	}
+	if o.healthAPIAddr != "0" && o.healthAPIAddr != "" {
+		if err := healthapi.Setup(mgr, healthapi.Options{BindAddress: o.healthAPIAddr,
+			CertDir: o.healthAPICertDir, Namespaces: splitList(o.watchNamespaces)}); err != nil {
+			return fmt.Errorf("failed to set up the health endpoint: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)

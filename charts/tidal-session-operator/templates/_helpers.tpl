@@ -39,7 +39,17 @@ namespace mode they are a Role in each watched namespace, otherwise one ClusterR
 {{- define "tso.managerRules" -}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "get", "list", "update", "watch"]
+  verbs: ["create", "delete", "get", "list", "update", "watch"]
+{{- /*
+The health endpoint's reviews. Both are cluster-scoped, so in namespace mode, where these rules
+form a Role, they grant nothing: there the <release>-metrics-auth ClusterRole grants them.
+*/}}
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
