@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,131 +11,64 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
+	"github.com/tidal-mcp/tidal-session-operator/test/support"
+	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var (
 	// seen is everything the operator logged and helm and kubectl printed, for the leak search.
-	seen syncBuffer
+	seen sink.Buffer
 	// secretValues are the tokens and secrets handed out or read during the suite.
-	secretValues = struct {
-		sync.Mutex
-		values map[string]bool
-	}{values: map[string]bool{canaryClientSecret: true}}
+	secretValues = support.NewSecrets(canaryClientSecret)
+	// kubectlTool and helmTool act as the control plane's admin and record to seen.
+	kubectlTool, helmTool support.Tool
 )
-
-func rememberSecret(v string) {
-	if v == "" {
-		return
-	}
-	secretValues.Lock()
-	defer secretValues.Unlock()
-	secretValues.values[v] = true
-}
 
 func newNamespace(prefix string) string {
 	GinkgoHelper()
-	ns := prefix + "-" + rand.String(5)
-	Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	return ns
+	return support.NewNamespace(k8s, prefix)
 }
 
 // kubectl runs the real kubectl as the control plane's admin.
 func kubectl(stdin string, args ...string) (string, error) {
-	return runTool(kubectlPath, adminKubeconfig, stdin, args...)
+	return kubectlTool.Run(stdin, args...)
 }
 
 // kubectlAs runs the real kubectl with the given kubeconfig, e.g. a ServiceAccount's.
 func kubectlAs(kubeconfig string, args ...string) (string, error) {
-	return runTool(kubectlPath, kubeconfig, "", args...)
+	t := kubectlTool
+	t.Kubeconfig = kubeconfig
+	return t.Run("", args...)
 }
 
 // helm runs the real helm as the control plane's admin.
 func helm(args ...string) (string, error) {
-	return runTool(helmPath, adminKubeconfig, "", args...)
+	return helmTool.Run("", args...)
 }
 
-// runTool runs a command-line client against the test API server. Its output goes to the
-// leak search; its error carries stderr, which names objects and never holds a token.
-func runTool(path, kubeconfig, stdin string, args ...string) (string, error) {
-	cmd := exec.Command(path, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	// helm keeps caches and repository lists under HOME; keep them out of the user's.
-	home := GinkgoT().TempDir()
-	cmd.Env = append(os.Environ(), "HOME="+home, "HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	seen.Write(out.Bytes())
-	seen.Write(errOut.Bytes())
-	if err != nil {
-		return out.String() + errOut.String(),
-			fmt.Errorf("%s %s: %w: %s", filepath.Base(path), strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String(), nil
-}
-
-// serviceAccountKubeconfig asks the API server for a token of the ServiceAccount (the
-// TokenRequest API, as the kubelet does for a pod) and writes a kubeconfig that uses it.
+// serviceAccountKubeconfig writes a kubeconfig with an hour's token of the ServiceAccount,
+// into workDir because operators started by one spec outlive it.
 func serviceAccountKubeconfig(ns, name string) string {
 	GinkgoHelper()
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-		ExpirationSeconds: ptr.To[int64](3600),
-	}}
-	Expect(k8s.SubResource("token").Create(context.Background(), sa, tr)).To(Succeed())
-	Expect(tr.Status.Token).NotTo(BeEmpty())
-	rememberSecret(tr.Status.Token)
-
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	kc.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: name, Namespace: ns}
-	kc.CurrentContext = "e2e"
-	path := filepath.Join(workDir, ns+"-"+name+".kubeconfig")
-	Expect(clientcmd.WriteToFile(*kc, path)).To(Succeed())
-	return path
+	return controlPlane.ServiceAccountKubeconfig(secretValues, ns, name, time.Hour, workDir)
 }
 
 // bearerToken reads the token back out of a kubeconfig written by serviceAccountKubeconfig.
@@ -179,7 +110,7 @@ func (l accessList) minus(base accessList) accessList {
 	for key, verbs := range l {
 		var extra []string
 		for _, v := range verbs {
-			if !contains(base[key], v) {
+			if !slices.Contains(base[key], v) {
 				extra = append(extra, v)
 			}
 		}
@@ -225,15 +156,6 @@ func sortedUnion(a, b []string) []string {
 	return out
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 func merge(lists ...accessList) accessList {
 	out := accessList{}
 	for _, l := range lists {
@@ -270,11 +192,13 @@ var (
 // operator is the operator binary running out of cluster.
 type operator struct {
 	cmd         *exec.Cmd
-	logs        syncBuffer
+	logs        sink.Buffer
 	done        chan struct{}
 	metricsAddr string
 	probeAddr   string
-	stopped     bool
+	// healthAddr is where the health endpoint listens, when the chart turns it on.
+	healthAddr string
+	stopped    bool
 }
 
 // startOperator runs the operator binary with the container arguments of the chart's
@@ -291,6 +215,9 @@ func startOperator(kubeconfig string, chartArgs []string) *operator {
 			a = "--metrics-bind-address=" + o.metricsAddr
 		case strings.HasPrefix(a, "--health-probe-bind-address="):
 			a = "--health-probe-bind-address=" + o.probeAddr
+		case strings.HasPrefix(a, "--health-api-bind-address="):
+			o.healthAddr = freeLoopbackAddr()
+			a = "--health-api-bind-address=" + o.healthAddr
 		case strings.HasPrefix(a, "--tidal-auth-url="), strings.HasPrefix(a, "--tidal-api-url="),
 			strings.HasPrefix(a, "--tidal-openapi-url="):
 			_, url, _ := strings.Cut(a, "=")
@@ -385,6 +312,25 @@ func (o *operator) scrape(token string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// health asks the operator's health endpoint about a session, over HTTPS (self-signed) with
+// the bearer token, and returns the status code and body.
+func (o *operator) health(token, ns, name string) (int, string) {
+	GinkgoHelper()
+	Expect(o.healthAddr).NotTo(BeEmpty(), "the chart did not turn the health endpoint on")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback, self-signed
+	req, err := http.NewRequest(http.MethodGet, "https://"+o.healthAddr+"/sessions/"+ns+"/"+name, nil)
+	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	seen.Write(body)
+	return resp.StatusCode, string(body)
+}
+
 func freeLoopbackAddr() string {
 	GinkgoHelper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -397,7 +343,7 @@ func withoutEnv(env []string, names ...string) []string {
 	var out []string
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
-		if !contains(names, name) {
+		if !slices.Contains(names, name) {
 			out = append(out, kv)
 		}
 	}
@@ -408,11 +354,8 @@ func withoutEnv(env []string, names ...string) []string {
 // if the user had logged in, and returns it.
 func issueGrant(userID int64) string {
 	GinkgoHelper()
-	rt, err := tidalSrv.IssueGrant(tidalserver.GrantSpec{ClientID: e2eClient, UserID: userID, CountryCode: "NO",
-		RefreshToken: "CANARY-E2E-RT-" + rand.String(24)})
-	Expect(err).NotTo(HaveOccurred())
-	rememberSecret(rt)
-	return rt
+	return support.IssueGrant(tidalServer.Server, secretValues, tidalserver.GrantSpec{
+		ClientID: e2eClient, UserID: userID, CountryCode: "NO", RefreshToken: "CANARY-E2E-RT-" + rand.String(24)})
 }
 
 // applySession creates, with kubectl apply as a namespace user would, a credentials Secret
@@ -446,9 +389,7 @@ spec:
 
 func getSession(ns, name string) *sessionsv1alpha1.TidalSession {
 	GinkgoHelper()
-	s := &sessionsv1alpha1.TidalSession{}
-	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s)).To(Succeed())
-	return s
+	return support.GetSession(k8s, ns, name)
 }
 
 func isReady(ns, name string) bool {
@@ -461,7 +402,7 @@ func secretKeys(ns, name string) []string {
 	GinkgoHelper()
 	s := &corev1.Secret{}
 	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s)).To(Succeed())
-	rememberSecret(string(s.Data[sessionsv1alpha1.KeyAccessToken]))
+	secretValues.Remember(string(s.Data[sessionsv1alpha1.KeyAccessToken]))
 	keys := make([]string, 0, len(s.Data))
 	for k := range s.Data {
 		keys = append(keys, k)
@@ -474,42 +415,16 @@ func secretKeys(ns, name string) []string {
 // secret of the suite: the operator's logs, helm's and kubectl's output, the metrics, every
 // Event and every TidalSession's status.
 func expectNoLeaks(ctx context.Context) {
-	var secrets corev1.SecretList
-	Expect(k8s.List(ctx, &secrets)).To(Succeed())
-	for _, s := range secrets.Items {
-		for _, key := range []string{"refresh_token", sessionsv1alpha1.KeyAccessToken} {
-			if v := string(s.Data[key]); len(v) >= 16 {
-				rememberSecret(v)
-			}
-		}
-	}
-	var b strings.Builder
-	b.WriteString(seen.String())
-	var evs eventsv1.EventList
-	Expect(k8s.List(ctx, &evs)).To(Succeed())
-	var coreEvs corev1.EventList
-	Expect(k8s.List(ctx, &coreEvs)).To(Succeed())
-	var sessions sessionsv1alpha1.TidalSessionList
-	Expect(k8s.List(ctx, &sessions)).To(Succeed())
-	for _, v := range []any{evs, coreEvs, sessions} {
-		j, err := json.Marshal(v)
-		Expect(err).NotTo(HaveOccurred())
-		b.Write(j)
-	}
-	haystack := b.String()
+	secretValues.RememberStoredTokens(ctx, k8s)
+	record, events := support.EventsAndStatus(ctx, k8s)
+	haystack := seen.String() + record
 
-	secretValues.Lock()
-	defer secretValues.Unlock()
-	if len(secretValues.values) <= 1 {
+	if secretValues.Len() <= 1 {
 		GinkgoWriter.Println("no tokens were handed out; leak search skipped")
 		return
 	}
-	for v := range secretValues.values {
-		Expect(strings.Contains(haystack, v)).To(BeFalse(),
-			"a token or secret (%d chars, starting %q) reached logs, Events, status, metrics or tool output",
-			len(v), v[:min(6, len(v))])
-	}
+	secretValues.ExpectNoneIn(haystack, "logs, Events, status, metrics or tool output")
 	// The search must be able to find something: the operator's log names its refreshes.
 	Expect(haystack).To(ContainSubstring("Refreshed access token"))
-	Expect(len(evs.Items)).To(BeNumerically(">", 0))
+	Expect(events).To(BeNumerically(">", 0))
 }

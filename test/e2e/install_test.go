@@ -89,7 +89,7 @@ var _ = Describe("Installing the chart in namespace mode", Ordered, func() {
 			{"get", "secrets", "-n", other},
 			{"list", "secrets", "--all-namespaces"},
 			{"watch", "tidalsessions.sessions.tidal-mcp.dev", "--all-namespaces"},
-			{"delete", "secrets", "-n", teamA},
+			{"delete", "secrets", "-n", other},
 			{"get", "leases", "-n", teamA},
 		} {
 			out, err := kubectlAs(saKubeconfig, append([]string{"auth", "can-i"}, check...)...)
@@ -116,6 +116,13 @@ var _ = Describe("Installing the chart in namespace mode", Ordered, func() {
 
 		By("serving the example MCP server: its session file is a key of the output Secret")
 		Expect(secretKeys(teamA, "alice-token")).To(ContainElement(filepath.Base(exampleSessionFile(exampleDeployment()))))
+
+		By("serving the session's health to a caller that may get it, and to no other")
+		code, body := op.health(bearerToken(saKubeconfig), teamA, "alice")
+		Expect(code).To(Equal(http.StatusOK), body)
+		Expect(body).To(And(ContainSubstring(`"phase":"Active"`), ContainSubstring(`"name":"alice"`)))
+		code, _ = op.health(bearerToken(baseline), teamA, "alice")
+		Expect(code).To(Equal(http.StatusForbidden))
 
 		By("working without a permission error: every feature used is granted")
 		Expect(op.logs.String()).NotTo(MatchRegexp(`(?i)forbidden|cannot (get|list|watch|create|update|patch)`))
@@ -217,7 +224,8 @@ var _ = Describe("Installing the chart in all-namespaces mode with monitoring", 
 	It("installs a ClusterRole with the generated rules, a ServiceMonitor and a PrometheusRule", func() {
 		out, err := helm("install", release, chartDir, "--namespace", system, "--wait=hookOnly",
 			"--set", "tidal.authURL="+tidalURL+"/v1/oauth2/,tidal.apiURL="+tidalURL+"/v1/,tidal.openAPIURL="+tidalURL+"/v2/",
-			"--set", "metrics.secure=false,metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true")
+			"--set", "metrics.secure=false,metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true",
+			"--set", "healthAPI.enabled=false")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("All-namespaces mode"))
 
@@ -225,7 +233,8 @@ var _ = Describe("Installing the chart in all-namespaces mode with monitoring", 
 		Expect(k8s.Get(ctx, types.NamespacedName{Name: release + "-manager"}, got)).To(Succeed())
 		Expect(rulesAccess(got.Rules...)).To(Equal(rulesAccess(generatedRules()...)))
 		Expect(k8s.Get(ctx, types.NamespacedName{Name: release + "-metrics-auth"}, &rbacv1.ClusterRole{})).NotTo(Succeed(),
-			"plain-HTTP metrics need no TokenReview")
+			"plain-HTTP metrics and no health endpoint need no TokenReview")
+		Expect(k8s.Get(ctx, types.NamespacedName{Namespace: system, Name: release + "-health"}, &corev1.Service{})).NotTo(Succeed())
 		for _, kind := range []string{"ServiceMonitor", "PrometheusRule"} {
 			obj := &unstructured.Unstructured{}
 			obj.SetAPIVersion("monitoring.coreos.com/v1")
