@@ -91,6 +91,21 @@ const (
 	// ReasonRefreshRequestInvalid: RefreshRequestAnnotation holds no RFC 3339 time; the
 	// request is ignored (an Event reason only).
 	ReasonRefreshRequestInvalid = "RefreshRequestInvalid"
+	// ReasonDeviceLoginStarted: the operator started a device login; the Event names the link
+	// and the code (an Event reason only; status.deviceLogin).
+	ReasonDeviceLoginStarted = "DeviceLoginStarted"
+	// ReasonDeviceLoginApproved: a person approved the device login; the new refresh token is
+	// stored in the credentials Secret (an Event reason only).
+	ReasonDeviceLoginApproved = "DeviceLoginApproved"
+	// ReasonDeviceLoginExpired: nobody approved the device login's code in time (an Event
+	// reason only; status.deviceLogin.state Expired).
+	ReasonDeviceLoginExpired = "DeviceLoginExpired"
+	// ReasonDeviceLoginDenied: the person who opened the link refused the login (an Event
+	// reason only; status.deviceLogin.state Denied).
+	ReasonDeviceLoginDenied = "DeviceLoginDenied"
+	// ReasonDeviceLoginFailed: TIDAL refused to start or finish the device login for a reason
+	// a retry would not change (an Event reason only; status.deviceLogin.state Failed).
+	ReasonDeviceLoginFailed = "DeviceLoginFailed"
 )
 
 // RefreshRequestAnnotation on a TidalSession asks for one immediate refresh. Its value is
@@ -102,3 +117,15 @@ const (
 // A refresh in a later second than the requested time satisfies it, so requests made while a
 // refresh is in flight coalesce into that one. Refreshes stay at least 30 seconds apart.
 const RefreshRequestAnnotation = "sessions.tidal-mcp.dev/refresh-requested-at"
+
+// LoginRequestAnnotation on a TidalSession asks for a new device login after one expired,
+// was denied or failed (status.deviceLogin.state). Any value the operator has not handled
+// yet (status.lastLoginRequest) is a new request; the tools write the time of the request
+// in RFC 3339, e.g.
+//
+//	kubectl annotate tidalsession NAME --overwrite \
+//	  sessions.tidal-mcp.dev/login-requested-at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+//
+// It needs spec.reauth.deviceLogin and a session in phase ReauthRequired; a request while a
+// login is pending is answered by that login.
+const LoginRequestAnnotation = "sessions.tidal-mcp.dev/login-requested-at"

@@ -35,6 +35,22 @@ type TidalSessionSpec struct {
 	// suspend stops all refreshes while true. The output Secret keeps its last token.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// reauth says what the operator may do on its own when only a new login can save the
+	// session (phase ReauthRequired).
+	// +optional
+	Reauth ReauthPolicy `json:"reauth,omitempty"`
+}
+
+// ReauthPolicy says how a session that needs a new login gets one.
+type ReauthPolicy struct {
+	// deviceLogin lets the operator start TIDAL's device login when the session needs a new
+	// login: status.deviceLogin then shows a link and a code for a person to approve, and the
+	// refresh token TIDAL issues is stored in the credentials Secret. False by default: a
+	// login that anyone can approve binds the session to whichever TIDAL account approves
+	// it, so the session's owner opts in. See docs/device-login.md.
+	// +optional
+	DeviceLogin bool `json:"deviceLogin,omitempty"`
 }
 
 // HealthCheckEndpoint is the TIDAL endpoint a session is checked against.
@@ -263,6 +279,71 @@ type TidalSessionStatus struct {
 	// outputSecretName is the output Secret the operator last wrote.
 	// +optional
 	OutputSecretName string `json:"outputSecretName,omitempty"`
+
+	// deviceLogin is the device login the operator runs for the session, present from its
+	// start while the session needs a new login (spec.reauth.deviceLogin) and removed once it
+	// succeeds or the session no longer needs it.
+	// +optional
+	DeviceLogin *DeviceLoginStatus `json:"deviceLogin,omitempty"`
+
+	// lastLoginRequest is the value of the login-requested-at annotation the operator last
+	// handled, by starting a device login or by finding one running.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	LastLoginRequest string `json:"lastLoginRequest,omitempty"`
+}
+
+// DeviceLoginState is where a device login stands.
+// +kubebuilder:validation:Enum=Pending;Expired;Denied;Failed
+type DeviceLoginState string
+
+const (
+	// DeviceLoginPending: the code waits for a person to approve it; the operator polls TIDAL.
+	DeviceLoginPending DeviceLoginState = "Pending"
+	// DeviceLoginExpired: nobody approved the code in time. A new attempt needs a request
+	// (LoginRequestAnnotation).
+	DeviceLoginExpired DeviceLoginState = "Expired"
+	// DeviceLoginDenied: the person who opened the link refused. A new attempt needs a
+	// request (LoginRequestAnnotation).
+	DeviceLoginDenied DeviceLoginState = "Denied"
+	// DeviceLoginFailed: TIDAL refused to start or finish the login for a reason a retry
+	// would not change (the client is rejected, the code unknown). A new attempt needs a
+	// request (LoginRequestAnnotation).
+	DeviceLoginFailed DeviceLoginState = "Failed"
+)
+
+// DeviceLoginStatus is what a person needs to approve a device login. It never holds the
+// device code: whoever holds that code can finish the login and receive the refresh token,
+// and status is readable by everyone who may read the TidalSession.
+type DeviceLoginStatus struct {
+	// state is where the login stands.
+	// +required
+	State DeviceLoginState `json:"state"`
+
+	// verificationURI is the link to open, with a scheme; it includes the user code when TIDAL
+	// offers such a link.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	VerificationURI string `json:"verificationURI,omitempty"`
+
+	// userCode is the code to enter at verificationURI. It is useless without the device
+	// code, which only the operator holds.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	UserCode string `json:"userCode,omitempty"`
+
+	// startedAt is when TIDAL handed out the code.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+
+	// expiresAt is when the code stops working.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// message says in words what happened last, e.g. why the login stopped.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // HealthResult is the outcome of a session check against TIDAL.
@@ -324,6 +405,7 @@ type SessionHealth struct {
 // +kubebuilder:printcolumn:name="Refreshes",type=integer,JSONPath=`.status.refreshCount`,priority=1
 // +kubebuilder:printcolumn:name="Country",type=string,JSONPath=`.status.countryCode`,priority=1
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.outputSecret.name`,priority=1
+// +kubebuilder:printcolumn:name="Login",type=string,JSONPath=`.status.deviceLogin.state`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // TidalSession is one user's TIDAL OAuth session, kept fresh by the operator.

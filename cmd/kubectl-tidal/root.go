@@ -96,7 +96,7 @@ TidalSession's status, never a Secret.`,
 	})
 	g.flags.AddFlags(root.PersistentFlags())
 
-	root.AddCommand(newImportCommand(g), newStatusCommand(g), newRefreshCommand(g))
+	root.AddCommand(newImportCommand(g), newStatusCommand(g), newRefreshCommand(g), newLoginCommand(g))
 	return root, g.red
 }
 

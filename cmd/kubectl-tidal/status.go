@@ -207,15 +207,7 @@ func (o *refreshOptions) run(ctx context.Context, name string) error {
 	if err := validateOutput(o.output); err != nil {
 		return err
 	}
-	if o.timeout <= 0 {
-		return errors.New("--timeout must be positive")
-	}
-	ns, err := o.namespace()
-	if err != nil {
-		return err
-	}
-	key := types.NamespacedName{Namespace: ns, Name: name}
-	c, err := o.client()
+	key, c, err := o.waitingOn(name, o.timeout)
 	if err != nil {
 		return err
 	}
@@ -248,4 +240,18 @@ func (o *refreshOptions) run(ctx context.Context, name string) error {
 	}
 	// A timeout's message already says that the request stays pending.
 	return waitErr
+}
+
+// waitingOn checks a command's --timeout and resolves the session name in the namespace of
+// the flags, with a client to reach it.
+func (g *globals) waitingOn(name string, timeout time.Duration) (types.NamespacedName, client.Client, error) {
+	if timeout <= 0 {
+		return types.NamespacedName{}, nil, errors.New("--timeout must be positive")
+	}
+	ns, err := g.namespace()
+	if err != nil {
+		return types.NamespacedName{}, nil, err
+	}
+	c, err := g.client()
+	return types.NamespacedName{Namespace: ns, Name: name}, c, err
 }

@@ -18,6 +18,7 @@ import (
 const (
 	toolRefresh = "tidal_refresh_session"
 	toolStatus  = "tidal_session_status"
+	toolLogin   = "tidal_login"
 )
 
 // sessionArgs name a TidalSession.
@@ -63,10 +64,7 @@ type tools struct {
 	wait, maxWait time.Duration
 }
 
-// newServer returns an MCP server with the session tools. tidal_login is missing on
-// purpose: it needs the operator's device-login fallback.
-//
-// TODO(#6): add tidal_login once the operator runs TIDAL's device flow for a session.
+// newServer returns an MCP server with the session tools.
 func (t *tools) newServer(version string) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "tidal-mcp", Title: "TIDAL sessions", Version: version},
 		&mcp.ServerOptions{Instructions: "Tools to inspect and refresh the TIDAL sessions that the " +
@@ -86,7 +84,47 @@ func (t *tools) newServer(version string) *mcp.Server {
 			"least 30 seconds apart, so a request right after one waits. Returns no token.",
 		Annotations: &mcp.ToolAnnotations{IdempotentHint: true, DestructiveHint: new(false)},
 	}, t.refresh)
+	mcp.AddTool(s, &mcp.Tool{
+		Name:  toolLogin,
+		Title: "Log a TIDAL session in again",
+		Description: "When a TIDAL session needs a new login, start the operator's device login (or report " +
+			"the one running) and return the link and the code for the user to enter there. The user must " +
+			"open the link and approve; the session then recovers on its own. Returns no token.",
+		Annotations: &mcp.ToolAnnotations{IdempotentHint: true, DestructiveHint: new(false)},
+	}, t.login)
 	return s
+}
+
+// loginWait bounds how long tidal_login waits for the operator to show a link and a code.
+const loginWait = 15 * time.Second
+
+// login answers tidal_login with the device login's link and code. Side effect: the
+// session's login-request annotation is set when the session needs a login and none runs.
+func (t *tools) login(ctx context.Context, _ *mcp.CallToolRequest, in sessionArgs) (*mcp.CallToolResult, sessionops.Login, error) {
+	key, err := t.key(in.Namespace, in.Name)
+	if err != nil {
+		t.logCall(toolLogin, key, "rejected", err)
+		return nil, sessionops.Login{}, err
+	}
+	l, err := sessionops.StartLogin(ctx, t.client, key, t.now())
+	if errors.Is(err, sessionops.ErrLoginNotAllowed) {
+		t.logCall(toolLogin, key, outcomeFailed, err)
+		return textResult(true, err.Error()), l, nil
+	}
+	if err != nil {
+		t.logCall(toolLogin, key, "failed", err)
+		return nil, sessionops.Login{}, err
+	}
+	if !l.Done() && !l.Pending() {
+		l, err = sessionops.WaitForLogin(ctx, t.client, key, l.Requested, min(loginWait, t.maxWait),
+			func(l sessionops.Login) bool { return l.Done() || l.Pending() || l.Ended() })
+		if err != nil && !errors.Is(err, sessionops.ErrTimedOut) {
+			t.logCall(toolLogin, key, "failed", err)
+			return nil, sessionops.Login{}, err
+		}
+	}
+	t.logCall(toolLogin, key, "answered", nil)
+	return textResult(l.Ended(), l.Text()), l, nil
 }
 
 // key resolves and checks a tool's session arguments. Its errors become tool errors that

@@ -61,6 +61,8 @@ type fakeTIDAL struct {
 	checkedWith string
 	// onRefresh, when set, runs at each refresh.
 	onRefresh func()
+	// device answers device logins (devicelogin_test.go).
+	device fakeDevice
 }
 
 func (f *fakeTIDAL) Refresh(_ context.Context, creds tidal.Credentials) (*tidal.Token, error) {

@@ -152,11 +152,12 @@ func printableASCII(v string) bool {
 	return true
 }
 
-// storeRotatedRefreshToken writes a refresh token TIDAL rotated into the credentials Secret.
-// It runs before anything else is done with TIDAL's answer: if the operator stopped after
-// using the new token but before storing it, the session would be lost. Conflicts are
-// retried on a fresh read so the new token is never dropped.
-func (r *TidalSessionReconciler) storeRotatedRefreshToken(ctx context.Context, session *sessionsv1alpha1.TidalSession, refreshToken string) error {
+// storeRefreshToken writes a refresh token TIDAL issued (rotated in a refresh, or from a
+// device login) into the credentials Secret. It runs before anything else is done with
+// TIDAL's answer: if the operator stopped after using the new token but before storing it,
+// the session would be lost. Conflicts are retried on a fresh read so the new token is never
+// dropped.
+func (r *TidalSessionReconciler) storeRefreshToken(ctx context.Context, session *sessionsv1alpha1.TidalSession, refreshToken string) error {
 	ref := session.Spec.CredentialsSecretRef
 	key := types.NamespacedName{Namespace: session.Namespace, Name: ref.Name}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -171,7 +172,7 @@ func (r *TidalSessionReconciler) storeRotatedRefreshToken(ctx context.Context, s
 		return r.Update(ctx, secret)
 	})
 	if err != nil {
-		return fmt.Errorf("failed to store rotated refresh token in Secret %s: %w", ref.Name, err)
+		return fmt.Errorf("failed to store the new refresh token in Secret %s: %w", ref.Name, err)
 	}
 	return nil
 }

@@ -114,8 +114,6 @@ type sessionInfo struct {
 // status and Events for the success. A failure at TIDAL is returned as a tidal.Error.
 func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *sessionsv1alpha1.TidalSession,
 	creds tidal.Credentials, existing *corev1.Secret) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-
 	if err := r.gates.admit(creds.ClientID, r.Clock.Now()); err != nil {
 		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err
@@ -131,7 +129,7 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *s
 	// A rotated refresh token is stored before anything else, even from an answer that is
 	// otherwise unusable: TIDAL may already have retired the old one.
 	if tok != nil && tok.RefreshToken != "" {
-		if err := r.storeRotatedRefreshToken(ctx, session, tok.RefreshToken); err != nil {
+		if err := r.storeRefreshToken(ctx, session, tok.RefreshToken); err != nil {
 			return ctrl.Result{}, err
 		}
 		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonTokenRotated, "Refresh",
@@ -153,7 +151,15 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *s
 		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err
 	}
+	return r.useToken(ctx, session, tok, existing)
+}
 
+// useToken puts a new access token from TIDAL to use, whether a refresh or a device login
+// brought it. Side effects, in order: a session lookup at TIDAL; the output Secret created or
+// updated; status and Events for the success.
+func (r *TidalSessionReconciler) useToken(ctx context.Context, session *sessionsv1alpha1.TidalSession,
+	tok *tidal.Token, existing *corev1.Secret) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
 	// The new token's session is looked up at TIDAL, which is a check like the periodic
 	// ones. It is best effort: the token is good whatever it answers.
 	info, checkErr := r.checkSession(ctx, session, tok.AccessToken)

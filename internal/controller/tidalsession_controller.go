@@ -31,6 +31,8 @@ type TIDAL interface {
 	Refresh(ctx context.Context, creds tidal.Credentials) (*tidal.Token, error)
 	Session(ctx context.Context, accessToken string) (*tidal.SessionInfo, error)
 	UsersMe(ctx context.Context, accessToken string) (*tidal.SessionInfo, error)
+	StartDeviceLogin(ctx context.Context, creds tidal.Credentials) (*tidal.DeviceAuthorization, error)
+	PollDeviceLogin(ctx context.Context, creds tidal.Credentials, deviceCode string) (*tidal.Token, error)
 }
 
 // TidalSessionReconciler keeps each TidalSession's access token fresh in its output Secret.
@@ -49,6 +51,8 @@ type TidalSessionReconciler struct {
 	rejected rejectedTokens
 	// gates pauses the sessions of a TIDAL client together after a 429 or invalid_client.
 	gates clientGates
+	// logins holds the device codes of running device logins, per session.
+	logins deviceLogins
 	// RetryBase is the first wait of the backoff after a failure at TIDAL; 0 means
 	// schedule.RetryBase. Tests shorten it.
 	RetryBase time.Duration
@@ -73,6 +77,7 @@ func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// Gone: the output Secret's owner reference lets the garbage collector remove it.
 		if apierrors.IsNotFound(err) {
 			r.rejected.forget(req.NamespacedName)
+			r.logins.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -108,8 +113,10 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 	}
 	sameToken := r.rejected.rejected(client.ObjectKeyFromObject(session), creds.RefreshToken)
 	if err := awaitNewCredentials(session, version, sameToken, r.RecheckInterval); err != nil {
-		return ctrl.Result{}, err
+		return r.reauthStep(ctx, session, creds, err)
 	}
+	// The credentials are worth a try: a device login, if one ran, is no longer needed.
+	r.endLogin(session)
 	session.Status.CredentialsVersion = version
 
 	existing, err := r.getOutputSecret(ctx, session)

@@ -123,14 +123,18 @@ func RequestRefresh(ctx context.Context, c client.Client, key types.NamespacedNa
 	if err := ValidateName(key.Namespace, key.Name); err != nil {
 		return "", err
 	}
+	return annotateNow(ctx, c, key, sessionsv1alpha1.RefreshRequestAnnotation, now)
+}
+
+// annotateNow sets the request annotation of the session key to now, in RFC 3339 (UTC,
+// whole seconds), with one merge patch that touches nothing else, and returns the value.
+func annotateNow(ctx context.Context, c client.Client, key types.NamespacedName, annotation string, now time.Time) (string, error) {
 	value := now.UTC().Truncate(time.Second).Format(time.RFC3339)
 	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{
-			"annotations": map[string]string{sessionsv1alpha1.RefreshRequestAnnotation: value},
-		},
+		"metadata": map[string]any{"annotations": map[string]string{annotation: value}},
 	})
 	if err != nil {
-		return "", fmt.Errorf("failed to build the refresh request patch: %w", err)
+		return "", fmt.Errorf("failed to build the request patch: %w", err)
 	}
 	session := &sessionsv1alpha1.TidalSession{}
 	session.Namespace, session.Name = key.Namespace, key.Name

@@ -141,16 +141,11 @@ func WaitForRefresh(ctx context.Context, c client.Client, key types.NamespacedNa
 		outcome progress
 	)
 	poll := func(ctx context.Context) (bool, error) {
-		s := &sessionsv1alpha1.TidalSession{}
-		if err := c.Get(ctx, key, s); err != nil {
-			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
-				return false, apiError(err, key, "read")
-			}
-			// The API server may be briefly unreachable; the timeout bounds the retries.
-			readErr = err
-			return false, nil
+		s, err := readWhileWaiting(ctx, c, key, &readErr)
+		if s == nil {
+			return false, err
 		}
-		last, readErr = s, nil
+		last = s
 		if base == nil {
 			b := baselineOf(s)
 			base = &b
@@ -186,4 +181,21 @@ func WaitForRefresh(ctx context.Context, c client.Client, key types.NamespacedNa
 	msg += ". Refreshes stay at least 30 seconds apart and a failing session waits for its backoff, " +
 		"so the request may still be honoured; check the status again later"
 	return sum, &opError{kind: ErrTimedOut, msg: msg, cause: errors.Join(err, readErr)}
+}
+
+// readWhileWaiting reads the session key for a wait. A missing or forbidden session ends the
+// wait with an error; any other failure is recorded in readErr and returns nil, nil, since
+// the API server may be briefly unreachable and the wait's timeout bounds the retries.
+func readWhileWaiting(ctx context.Context, c client.Client, key types.NamespacedName,
+	readErr *error) (*sessionsv1alpha1.TidalSession, error) {
+	s := &sessionsv1alpha1.TidalSession{}
+	if err := c.Get(ctx, key, s); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+			return nil, apiError(err, key, "read")
+		}
+		*readErr = err
+		return nil, nil
+	}
+	*readErr = nil
+	return s, nil
 }

@@ -183,12 +183,18 @@ func (c *Client) Refresh(ctx context.Context, creds Credentials) (*Token, error)
 	if tok.RefreshToken != "" && tok.RefreshToken != creds.RefreshToken {
 		rotated = tok.RefreshToken
 	}
+	return tokenOf(op, tok, obs, rotated)
+}
+
+// tokenOf turns a successful token answer into a Token carrying refreshToken, the new refresh
+// token the caller must store ("" for none). An unusable answer is an Error; the Token
+// returned with it holds only refreshToken, when there is one, since TIDAL may already have
+// retired the old one.
+func tokenOf(op string, tok *oauth2.Token, obs *observation, refreshToken string) (*Token, error) {
 	if problem := unusableAnswer(tok); problem != "" {
-		// TIDAL may have retired the old refresh token already: hand the new one back even
-		// though the rest of the answer cannot be used.
 		var partial *Token
-		if rotated != "" {
-			partial = &Token{RefreshToken: rotated}
+		if refreshToken != "" {
+			partial = &Token{RefreshToken: refreshToken}
 		}
 		return partial, &Error{Op: op, Kind: Transient, HTTPStatus: obs.status, Cause: problem}
 	}
@@ -204,7 +210,7 @@ func (c *Client) Refresh(ctx context.Context, creds Credentials) (*Token, error)
 		UserID:       userIDForm.clean(extraString(tok.Extra("user_id"))),
 		ClientName:   extraString(tok.Extra("clientName")),
 		Scope:        extraString(tok.Extra("scope")),
-		RefreshToken: rotated,
+		RefreshToken: refreshToken,
 	}
 	return out, nil
 }
