@@ -39,13 +39,13 @@ generate: ## Generates the API's deepcopy functions.
 manifests: ## Generates the CRD and the operator's RBAC Role from the code's markers, and copies the CRD into the chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths=./... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fails when generated files differ from what is committed.
-	@git diff --exit-code -- api config $(CHART)/crds || { \
+	@git diff --exit-code -- api config $(CHART)/files/crds || { \
 		echo "generated files are stale: run 'make generate manifests' and commit the result" >&2; exit 1; }
-	@untracked="$$(git ls-files --others --exclude-standard -- api config $(CHART)/crds)"; \
+	@untracked="$$(git ls-files --others --exclude-standard -- api config $(CHART)/files/crds)"; \
 		if [[ -n "$$untracked" ]]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
 
 .PHONY: vet
