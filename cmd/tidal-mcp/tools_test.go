@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/sessionops"
+	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
 
 // Canary credentials in the credentials Secret beside the sessions: no tool result or log
@@ -30,24 +29,6 @@ const (
 )
 
 var t0 = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-
-// syncBuffer is a log sink the server's goroutines may write while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func newSession(ns, name string, phase sessionsv1alpha1.Phase, reason string) *sessionsv1alpha1.TidalSession {
 	s := &sessionsv1alpha1.TidalSession{
@@ -97,7 +78,7 @@ func operatorFake(t *testing.T) interceptor.Funcs {
 
 type fixture struct {
 	session *mcp.ClientSession
-	logs    *syncBuffer
+	logs    *sink.Buffer
 	// patches counts the patches the API server accepted.
 	patches *int
 }
@@ -130,7 +111,7 @@ func start(t *testing.T, tl *tools, funcs interceptor.Funcs, objs ...client.Obje
 	}
 	tl.client = fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
 		WithStatusSubresource(&sessionsv1alpha1.TidalSession{}).WithInterceptorFuncs(funcs).Build()
-	logs := &syncBuffer{}
+	logs := &sink.Buffer{}
 	tl.log = slog.New(slog.NewTextHandler(logs, nil))
 	tl.now = func() time.Time { return t0 }
 
@@ -194,7 +175,7 @@ func TestListsOnlyTheImplementedTools(t *testing.T) {
 			t.Errorf("%s: input schema %s does not require a name", tool.Name, schema)
 		}
 	}
-	if strings.Join(names, ",") != "tidal_refresh_session,tidal_session_status" {
+	if strings.Join(names, ",") != "tidal_login,tidal_refresh_session,tidal_session_status" {
 		t.Errorf("tools = %v", names)
 	}
 }

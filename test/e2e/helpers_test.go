@@ -292,36 +292,32 @@ func (o *operator) waitReady(path string) {
 // (the certificate is self-signed), and returns the status code and body.
 func (o *operator) scrape(token string) (int, string) {
 	GinkgoHelper()
-	url := "http://" + o.metricsAddr + "/metrics"
-	c := &http.Client{Timeout: 10 * time.Second}
-	if token != "" {
-		url = "https://" + o.metricsAddr + "/metrics"
-		c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // loopback, self-signed
+	if token == "" {
+		return fetch("http://"+o.metricsAddr+"/metrics", "")
 	}
+	return fetch("https://"+o.metricsAddr+"/metrics", token)
+}
+
+// health asks the operator's health endpoint about a session, over HTTPS with the bearer
+// token, and returns the status code and body.
+func (o *operator) health(token, ns, name string) (int, string) {
+	GinkgoHelper()
+	Expect(o.healthAddr).NotTo(BeEmpty(), "the chart did not turn the health endpoint on")
+	return fetch("https://"+o.healthAddr+"/sessions/"+ns+"/"+name, token)
+}
+
+// fetch gets url from one of the operator's loopback endpoints, whose certificates are
+// self-signed, with the bearer token when one is given, and keeps the body for the leak
+// search.
+func fetch(url, token string) (int, string) {
+	GinkgoHelper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback, self-signed
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	Expect(err).NotTo(HaveOccurred())
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := c.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	seen.Write(body)
-	return resp.StatusCode, string(body)
-}
-
-// health asks the operator's health endpoint about a session, over HTTPS (self-signed) with
-// the bearer token, and returns the status code and body.
-func (o *operator) health(token, ns, name string) (int, string) {
-	GinkgoHelper()
-	Expect(o.healthAddr).NotTo(BeEmpty(), "the chart did not turn the health endpoint on")
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback, self-signed
-	req, err := http.NewRequest(http.MethodGet, "https://"+o.healthAddr+"/sessions/"+ns+"/"+name, nil)
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.Do(req)
 	Expect(err).NotTo(HaveOccurred())
 	defer resp.Body.Close()

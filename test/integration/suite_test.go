@@ -4,36 +4,25 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
 	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
+	"github.com/tidal-mcp/tidal-session-operator/test/support"
+	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
 
 // Canary values: a search of logs, Events, status and metrics for them must find nothing.
@@ -65,31 +54,14 @@ const (
 var ownOperatorNamespaces = []string{replicasNamespace, crashNamespace}
 
 var (
-	testEnv   *envtest.Environment
-	k8s       client.Client
-	tidalSrv  *tidalserver.Server
-	tidalHTTP *httptest.Server
-	tidalAPI  *tidal.Client
-	logs      syncBuffer
+	controlPlane *support.ControlPlane
+	testEnv      *envtest.Environment
+	k8s          client.Client
+	tidalSrv     *tidalserver.Server
+	tidalHTTP    *httptest.Server
+	tidalAPI     *tidal.Client
+	logs         sink.Buffer
 )
-
-// syncBuffer collects the operator's log output for the leak search.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestIntegration(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -97,49 +69,23 @@ func TestIntegration(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	level := zapcore.Level(-2)
-	logf.SetLogger(zap.New(zap.WriteTo(&logs), zap.Level(level)))
+	support.CaptureLogs(&logs, 2)
 
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s")
-	}
-	Expect(filepath.Join(assets, "kube-apiserver")).To(BeAnExistingFile(),
-		"control-plane binaries missing: run hack/tools.sh (make test does)")
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	// Cleanups registered here run after AfterSuite, even when its leak search fails, so a
-	// failed run never leaves etcd and kube-apiserver behind.
-	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) })
+	controlPlane = support.StartControlPlane(support.ControlPlaneOptions{})
+	testEnv, k8s = controlPlane.Env, controlPlane.Client
 
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(sessionsv1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
-
-	tidalSrv = tidalserver.New(tidalserver.Config{
-		AccessTokenLifetime: time.Hour,
-		Clients: []tidalserver.Client{
-			{ID: shortClient, Secret: canaryClientSecret, Name: "Integration short", AccessTokenLifetime: time.Minute},
-			{ID: longClient, Secret: canaryClientSecret, Name: "Integration long"},
-			{ID: reauthClient, Secret: canaryClientSecret, Name: "Integration re-login"},
-			{ID: revokedClient, Secret: canaryClientSecret, Name: "Integration revoked", AccessTokenLifetime: time.Minute},
-			{ID: faultClient, Secret: canaryClientSecret, Name: "Integration faults"},
-			{ID: crowdClient, Secret: canaryClientSecret, Name: "Integration crowd", AccessTokenLifetime: 2 * time.Minute},
-			{ID: replicasClient, Secret: canaryClientSecret, Name: "Integration replicas", AccessTokenLifetime: time.Minute},
-			{ID: crashClient, Secret: canaryClientSecret, Name: "Integration crash"},
-		},
-	})
-	tidalHTTP = httptest.NewServer(tidalSrv)
-	DeferCleanup(tidalHTTP.Close)
-	endpoints := tidal.Endpoints{AuthBaseURL: tidalHTTP.URL + "/v1/oauth2/", APIBaseURL: tidalHTTP.URL + "/v1/"}
-	tidalAPI = tidal.NewClient(endpoints, nil, nil)
+	server := support.StartTIDAL([]tidalserver.Client{
+		{ID: shortClient, Secret: canaryClientSecret, Name: "Integration short", AccessTokenLifetime: time.Minute},
+		{ID: longClient, Secret: canaryClientSecret, Name: "Integration long"},
+		{ID: reauthClient, Secret: canaryClientSecret, Name: "Integration re-login"},
+		{ID: revokedClient, Secret: canaryClientSecret, Name: "Integration revoked", AccessTokenLifetime: time.Minute},
+		{ID: faultClient, Secret: canaryClientSecret, Name: "Integration faults"},
+		{ID: crowdClient, Secret: canaryClientSecret, Name: "Integration crowd", AccessTokenLifetime: 2 * time.Minute},
+		{ID: replicasClient, Secret: canaryClientSecret, Name: "Integration replicas", AccessTokenLifetime: time.Minute},
+		{ID: crashClient, Secret: canaryClientSecret, Name: "Integration crash"},
+	}...)
+	tidalSrv, tidalHTTP = server.Server, server.HTTP
+	tidalAPI = tidal.NewClient(server.Endpoints, nil, nil)
 
 	// This manager serves every namespace but ownOperatorNamespaces.
 	cacheOpts := controller.CacheOptions(nil)
@@ -153,26 +99,12 @@ var _ = BeforeSuite(func() {
 		cacheOpts.ByObject[obj] = byObject
 	}
 	cacheOpts.ByObject[&sessionsv1alpha1.TidalSession{}] = cache.ByObject{Field: notOwnSelector}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect((&controller.TidalSessionReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorder("tidal-session-operator"),
-		Clock:     clock.RealClock{},
+	mgr := support.NewOperator(controlPlane, server.Endpoints, support.OperatorOptions{
+		Cache: &cacheOpts,
 		// A short timeout, so that a fault spec can answer slower than it.
-		TIDAL:                   tidal.NewClient(endpoints, &http.Client{Timeout: 2 * time.Second}, clock.RealClock{}),
-		RetryBase:               200 * time.Millisecond,
-		RecheckInterval:         2 * time.Second,
+		TIDALTimeout:            2 * time.Second,
 		MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)).To(Succeed())
-
+	})
 	Expect(metrics.RegisterSessionCollector(mgr.GetClient())).To(Succeed())
 
 	DeferCleanup(runManager(mgr))
@@ -181,17 +113,7 @@ var _ = BeforeSuite(func() {
 // runManager starts mgr and returns a function that stops it and waits until it has; it may
 // be called more than once.
 func runManager(mgr ctrl.Manager) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	return support.RunManager(mgr)
 }
 
 var _ = AfterSuite(func() {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -25,53 +24,22 @@ import (
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/sessionops"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
+	"github.com/tidal-mcp/tidal-session-operator/test/support"
+	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
-
-// syncBuffer collects output that goroutines and child processes write while specs read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var (
 	// seen is everything an MCP client or a person running tidal-mcp could see: tool results,
 	// the server's logs and the Inspector's output. The leak search reads it.
-	seen syncBuffer
-	// secrets are the values that must never be seen.
-	secrets = struct {
-		sync.Mutex
-		values map[string]bool
-	}{values: map[string]bool{canaryClientSecret: true}}
+	seen sink.Buffer
+	// secretValues are the values that must never be seen.
+	secretValues = support.NewSecrets(canaryClientSecret)
 )
-
-func rememberSecret(v string) {
-	if v == "" {
-		return
-	}
-	secrets.Lock()
-	defer secrets.Unlock()
-	secrets.values[v] = true
-}
 
 // issueGrant gives a TIDAL user a canary refresh token, as a login would.
 func issueGrant(userID int64) string {
-	rt, err := tidalSrv.IssueGrant(tidalserver.GrantSpec{ClientID: clientID, UserID: userID, CountryCode: "NO",
-		RefreshToken: "CANARY-MCP-RT-" + rand.String(24)})
-	Expect(err).NotTo(HaveOccurred())
-	rememberSecret(rt)
-	return rt
+	return support.IssueGrant(tidalServer.Server, secretValues, tidalserver.GrantSpec{
+		ClientID: clientID, UserID: userID, CountryCode: "NO", RefreshToken: "CANARY-MCP-RT-" + rand.String(24)})
 }
 
 // createSession creates NAME-creds holding refreshToken and the TidalSession NAME writing to
@@ -95,9 +63,7 @@ func createSession(ns, name, refreshToken string) {
 
 func getSession(ns, name string) *sessionsv1alpha1.TidalSession {
 	GinkgoHelper()
-	s := &sessionsv1alpha1.TidalSession{}
-	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s)).To(Succeed())
-	return s
+	return support.GetSession(k8s, ns, name)
 }
 
 func phaseOf(ns, name string) func() sessionsv1alpha1.Phase {
@@ -110,7 +76,7 @@ func outputSecret(ns, name string) *corev1.Secret {
 	GinkgoHelper()
 	s := &corev1.Secret{}
 	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name + "-token"}, s)).To(Succeed())
-	rememberSecret(string(s.Data[sessionsv1alpha1.KeyAccessToken]))
+	secretValues.Remember(string(s.Data[sessionsv1alpha1.KeyAccessToken]))
 	return s
 }
 
@@ -249,24 +215,10 @@ func inspectorText(res map[string]any) string {
 
 func expectNoLeaks() {
 	// Every token now in an output Secret counts too: refreshes made new ones.
-	var list corev1.SecretList
-	Expect(k8s.List(context.Background(), &list)).To(Succeed())
-	for _, s := range list.Items {
-		for _, key := range []string{"refresh_token", sessionsv1alpha1.KeyAccessToken} {
-			if v := string(s.Data[key]); len(v) >= 16 {
-				rememberSecret(v)
-			}
-		}
-	}
+	secretValues.RememberStoredTokens(context.Background(), k8s)
 	haystack := seen.String()
-	secrets.Lock()
-	defer secrets.Unlock()
-	Expect(len(secrets.values)).To(BeNumerically(">", 10), "the search has the suite's tokens to look for")
-	for v := range secrets.values {
-		Expect(strings.Contains(haystack, v)).To(BeFalse(),
-			"a token or secret (%d chars, starting %q) reached a tool result, a log or the Inspector's output",
-			len(v), v[:min(6, len(v))])
-	}
+	Expect(secretValues.Len()).To(BeNumerically(">", 10), "the search has the suite's tokens to look for")
+	secretValues.ExpectNoneIn(haystack, "a tool result, a log or the Inspector's output")
 	// The search must be able to find something: the outputs do name the sessions.
 	Expect(haystack).To(And(ContainSubstring("Tool call"), ContainSubstring("Refreshed TidalSession mcp-main/alice")))
 }

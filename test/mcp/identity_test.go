@@ -1,20 +1,14 @@
 package mcp
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // serviceAccount is the ServiceAccount docs/mcp.md defines.
@@ -39,29 +33,10 @@ func documentedRBAC() string {
 // token of its ServiceAccount (TokenRequest), and returns a kubeconfig that uses it.
 func serviceAccountKubeconfig(ns string) string {
 	GinkgoHelper()
-	ctx := context.Background()
-	apply := exec.Command(testEnv.ControlPlane.KubectlPath, "--kubeconfig", adminKubeconfig, "-n", ns, "apply", "-f", "-")
-	apply.Stdin = strings.NewReader(documentedRBAC())
-	out, err := apply.CombinedOutput()
+	kubectl := controlPlane.Kubectl()
+	kubectl.Record = GinkgoWriter
+	out, err := kubectl.Run(documentedRBAC(), "-n", ns, "apply", "-f", "-")
 	Expect(err).NotTo(HaveOccurred(), "kubectl apply: %s", out)
-	GinkgoWriter.Printf("%s", out)
-
-	clientset, err := kubernetes.NewForConfig(restCfg)
-	Expect(err).NotTo(HaveOccurred())
-	expiry := int64(600)
-	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, serviceAccount,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}},
-		metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(tr.Status.Token).NotTo(BeEmpty())
-	rememberSecret(tr.Status.Token)
-
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: restCfg.Host, CertificateAuthorityData: restCfg.CAData}
-	cfg.AuthInfos[serviceAccount] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
-	cfg.Contexts[serviceAccount] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: serviceAccount, Namespace: ns}
-	cfg.CurrentContext = serviceAccount
-	path := filepath.Join(GinkgoT().TempDir(), "sa.kubeconfig")
-	Expect(clientcmd.WriteToFile(*cfg, path)).To(Succeed())
-	return path
+	dir := GinkgoT().TempDir()
+	return controlPlane.ServiceAccountKubeconfig(secretValues, ns, serviceAccount, 10*time.Minute, dir)
 }

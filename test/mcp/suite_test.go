@@ -6,9 +6,6 @@ package mcp
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -16,24 +13,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
-	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
-	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
+	"github.com/tidal-mcp/tidal-session-operator/test/support"
+	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
 
 const (
@@ -47,11 +34,10 @@ const (
 )
 
 var (
-	testEnv     *envtest.Environment
-	restCfg     *rest.Config
-	k8s         client.Client
-	tidalSrv    *tidalserver.Server
-	operatorLog syncBuffer
+	controlPlane *support.ControlPlane
+	k8s          client.Client
+	tidalServer  *support.TIDAL
+	operatorLog  sink.Buffer
 	// adminKubeconfig is a kubeconfig with the envtest administrator's identity.
 	adminKubeconfig string
 	// serverBin is cmd/tidal-mcp, built for the suite; inspectorBin the Inspector's launcher.
@@ -65,83 +51,32 @@ func TestMCP(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(&operatorLog), zap.Level(zapcore.Level(-1))))
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	support.CaptureLogs(&operatorLog, 1)
+	root, err := filepath.Abs(support.RepoPath())
 	Expect(err).NotTo(HaveOccurred())
 
 	By("building cmd/tidal-mcp and installing the MCP Inspector")
-	serverBin = filepath.Join(GinkgoT().TempDir(), "tidal-mcp")
-	build := exec.Command("go", "build", "-o", serverBin, "./cmd/tidal-mcp")
-	build.Dir = root
-	out, err := build.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "go build: %s", out)
+	serverBin = support.BuildBinary("./cmd/tidal-mcp", GinkgoT().TempDir())
 	install := exec.Command(filepath.Join(root, "test", "mcp", "inspector", "install.sh"))
-	out, err = install.CombinedOutput()
+	out, err := install.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "installing the Inspector: %s", out)
 	GinkgoWriter.Printf("%s", out)
 	inspectorBin = filepath.Join(root, "test", "mcp", "inspector", "node_modules", ".bin", "mcp-inspector")
 
 	By("starting etcd and kube-apiserver")
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(root, "bin", "k8s")
-	}
-	Expect(filepath.Join(assets, "kube-apiserver")).To(BeAnExistingFile(),
-		"control-plane binaries missing: run hack/tools.sh (make test does)")
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	restCfg, err = testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) })
-	adminKubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
-	Expect(os.WriteFile(adminKubeconfig, testEnv.KubeConfig, 0o600)).To(Succeed())
-
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(sessionsv1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8s, err = client.New(restCfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	controlPlane = support.StartControlPlane(support.ControlPlaneOptions{})
+	k8s = controlPlane.Client
+	adminKubeconfig = controlPlane.Kubeconfig
 
 	By("starting the TIDAL-compatible server and the operator")
-	tidalSrv = tidalserver.New(tidalserver.Config{
-		AccessTokenLifetime: time.Hour,
-		Clients:             []tidalserver.Client{{ID: clientID, Secret: canaryClientSecret, Name: "MCP suite"}},
-	})
-	tidalHTTP := httptest.NewServer(tidalSrv)
-	DeferCleanup(tidalHTTP.Close)
-	endpoints := tidal.Endpoints{AuthBaseURL: tidalHTTP.URL + "/v1/oauth2/", APIBaseURL: tidalHTTP.URL + "/v1/"}
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  controller.CacheOptions(nil),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect((&controller.TidalSessionReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("tidal-session-operator"),
-		Clock:                   clock.RealClock{},
-		TIDAL:                   tidal.NewClient(endpoints, &http.Client{Timeout: 5 * time.Second}, clock.RealClock{}),
-		RetryBase:               200 * time.Millisecond,
-		RecheckInterval:         2 * time.Second,
+	tidalServer = support.StartTIDAL(
+		tidalserver.Client{ID: clientID, Secret: canaryClientSecret, Name: "MCP suite"})
+	operator := support.NewOperator(controlPlane, tidalServer.Endpoints, support.OperatorOptions{
+		TIDALTimeout:            5 * time.Second,
 		MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)).To(Succeed())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	DeferCleanup(func() {
-		cancel()
-		<-done
 	})
+	DeferCleanup(support.RunManager(operator))
+	ctx := context.Background()
 
 	By("creating the sessions the specs use, all at once")
 	// The operator refreshes a session at most every 30 seconds, so a refresh request right
@@ -155,7 +90,7 @@ var _ = BeforeSuite(func() {
 	}
 	createSession(nsOther, "olga", issueGrant(7200))
 	dead := issueGrant(7300)
-	Expect(tidalSrv.RevokeGrant(dead)).To(Succeed())
+	Expect(tidalServer.Server.RevokeGrant(dead)).To(Succeed())
 	createSession(nsMain, "frank", dead)
 
 	for _, name := range []string{"alice", "bob", "carol", "dave", "erin"} {

@@ -1,20 +1,15 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,39 +17,28 @@ import (
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/sessionfile"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
+	"github.com/tidal-mcp/tidal-session-operator/test/support"
 )
 
 // canaryMarker starts every token the suite makes up or has TIDAL issue.
 const canaryMarker = "CANARY"
 
 // secretValues collects every token and secret handed out or read, for the leak search.
-var secretValues = struct {
-	sync.Mutex
-	values map[string]bool
-}{values: map[string]bool{canaryClientSecret: true}}
+var secretValues = support.NewSecrets(canaryClientSecret)
 
 func remember(v string) string {
-	if v != "" {
-		secretValues.Lock()
-		defer secretValues.Unlock()
-		secretValues.values[v] = true
-	}
-	return v
+	return secretValues.Remember(v)
 }
 
 func newNamespace() string {
-	ns := "pl-" + rand.String(6)
-	Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	return ns
+	return support.NewNamespace(k8s, "pl")
 }
 
 // issueGrant has TIDAL issue a refresh token of pluginClient to userID, as a login would.
 func issueGrant(userID int64) string {
 	GinkgoHelper()
-	rt, err := tidalSrv.IssueGrant(tidalserver.GrantSpec{ClientID: pluginClient, UserID: userID, CountryCode: "NO",
-		RefreshToken: canaryMarker + "-RT-" + rand.String(24)})
-	Expect(err).NotTo(HaveOccurred())
-	return remember(rt)
+	return support.IssueGrant(tidalServer.Server, secretValues, tidalserver.GrantSpec{
+		ClientID: pluginClient, UserID: userID, CountryCode: "NO", RefreshToken: canaryMarker + "-RT-" + rand.String(24)})
 }
 
 // madeUpAccessToken is the access token a session file holds; TIDAL never issued it, and
@@ -109,17 +93,8 @@ func kubectlTidal(stdin string, args ...string) run {
 }
 
 func runKubectl(stdin string, args ...string) run {
-	cmd := exec.Command(kubectlBin, args...)
-	cmd.Env = append(os.Environ(), "PATH="+pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"KUBECONFIG="+kubeconfig)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	r := run{stdout: out.String(), stderr: errOut.String(), err: err}
-	fmt.Fprintf(&outputs, "$ kubectl %s\n%s%s", strings.Join(args, " "), r.stdout, r.stderr)
-	GinkgoWriter.Printf("$ kubectl %s\n%s%s", strings.Join(args, " "), r.stdout, r.stderr)
-	return r
+	o := kubectl.Exec(stdin, args...)
+	return run{stdout: o.Stdout, stderr: o.Stderr, err: o.Err}
 }
 
 func getSecret(ns, name string) (*corev1.Secret, error) {
@@ -129,9 +104,7 @@ func getSecret(ns, name string) (*corev1.Secret, error) {
 
 func getSession(ns, name string) *sessionsv1alpha1.TidalSession {
 	GinkgoHelper()
-	s := &sessionsv1alpha1.TidalSession{}
-	Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s)).To(Succeed())
-	return s
+	return support.GetSession(k8s, ns, name)
 }
 
 // expectNothingIn checks that ns holds no TidalSession and no Secret but those listed.
@@ -158,22 +131,12 @@ func expectNoLeaks() {
 		"the search would find nothing: no output was recorded")
 
 	// Access tokens the operator wrote are tokens too, though no spec handled them.
-	var secrets corev1.SecretList
-	Expect(k8s.List(context.Background(), &secrets, client.MatchingLabels{
-		sessionsv1alpha1.ManagedByLabel: sessionsv1alpha1.ManagedByValue})).To(Succeed())
-	for _, s := range secrets.Items {
-		remember(string(s.Data[sessionsv1alpha1.KeyAccessToken]))
-	}
+	secretValues.RememberStoredTokens(context.Background(), k8s, client.MatchingLabels{
+		sessionsv1alpha1.ManagedByLabel: sessionsv1alpha1.ManagedByValue})
 
-	secretValues.Lock()
-	defer secretValues.Unlock()
-	Expect(len(secretValues.values)).To(BeNumerically(">", 10), "too few values to search for")
+	Expect(secretValues.Len()).To(BeNumerically(">", 10), "too few values to search for")
 	for what, text := range haystacks {
 		Expect(text).NotTo(ContainSubstring(canaryMarker), "%s holds a canary", what)
-		for v := range secretValues.values {
-			if strings.Contains(text, v) {
-				Fail(fmt.Sprintf("%s holds a token or secret (%d bytes, starting %.6s)", what, len(v), v))
-			}
-		}
+		secretValues.ExpectNoneIn(text, what)
 	}
 }

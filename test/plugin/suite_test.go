@@ -4,34 +4,18 @@
 package plugin
 
 import (
-	"bytes"
-	"context"
-	"net/http"
-	"net/http/httptest"
+	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"go.uber.org/zap/zapcore"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
-	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
-	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
 	"github.com/tidal-mcp/tidal-session-operator/internal/tidalserver"
+	"github.com/tidal-mcp/tidal-session-operator/test/support"
+	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
 
 const (
@@ -42,35 +26,18 @@ const (
 )
 
 var (
-	testEnv    *envtest.Environment
-	k8s        client.Client
-	tidalSrv   *tidalserver.Server
-	kubectlBin string
-	kubeconfig string
+	controlPlane *support.ControlPlane
+	k8s          client.Client
+	tidalServer  *support.TIDAL
+	// kubectl runs the real kubectl, which finds the plugin on PATH, with a kubeconfig for the
+	// test API server; it records to outputs.
+	kubectl support.Tool
 	// pluginDir holds the kubectl-tidal built for the suite; it is put first on PATH.
 	pluginDir string
-	logs      syncBuffer
+	logs      sink.Buffer
 	// outputs collects everything kubectl and the plugin printed, for the leak search.
-	outputs syncBuffer
+	outputs sink.Buffer
 )
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestPlugin(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -78,82 +45,28 @@ func TestPlugin(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(&logs), zap.Level(zapcore.Level(-2))))
+	support.CaptureLogs(&logs, 2)
 
 	By("building kubectl-tidal")
 	pluginDir = GinkgoT().TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kubectl-tidal"),
-		"github.com/tidal-mcp/tidal-session-operator/cmd/kubectl-tidal")
-	out, err := build.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), "go build: %s", out)
+	support.BuildBinary("./cmd/kubectl-tidal", pluginDir)
 
 	By("starting the control plane")
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s")
-	}
-	Expect(filepath.Join(assets, "kube-apiserver")).To(BeAnExistingFile(),
-		"control-plane binaries missing: run hack/tools.sh (make test does)")
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) })
-	kubectlBin = filepath.Join(assets, "kubectl")
-	Expect(kubectlBin).To(BeAnExistingFile())
-	kubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
-	Expect(os.WriteFile(kubeconfig, testEnv.KubeConfig, 0o600)).To(Succeed())
-
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(sessionsv1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	controlPlane = support.StartControlPlane(support.ControlPlaneOptions{})
+	k8s = controlPlane.Client
+	kubectl = controlPlane.Kubectl()
+	Expect(kubectl.Path).To(BeAnExistingFile())
+	kubectl.Env = []string{"PATH=" + pluginDir + string(os.PathListSeparator) + os.Getenv("PATH")}
+	kubectl.Record = io.MultiWriter(&outputs, GinkgoWriter)
 
 	By("starting the TIDAL-compatible server and the operator")
-	tidalSrv = tidalserver.New(tidalserver.Config{
-		AccessTokenLifetime: time.Hour,
-		Clients: []tidalserver.Client{
-			{ID: pluginClient, Secret: canaryClientSecret, Name: "Plugin suite"},
-		},
-	})
-	tidalHTTP := httptest.NewServer(tidalSrv)
-	DeferCleanup(tidalHTTP.Close)
-	endpoints := tidal.Endpoints{AuthBaseURL: tidalHTTP.URL + "/v1/oauth2/", APIBaseURL: tidalHTTP.URL + "/v1/"}
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  controller.CacheOptions(nil),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect((&controller.TidalSessionReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("tidal-session-operator"),
-		Clock:                   clock.RealClock{},
-		TIDAL:                   tidal.NewClient(endpoints, &http.Client{Timeout: 5 * time.Second}, clock.RealClock{}),
-		RetryBase:               200 * time.Millisecond,
-		RecheckInterval:         2 * time.Second,
+	tidalServer = support.StartTIDAL(
+		tidalserver.Client{ID: pluginClient, Secret: canaryClientSecret, Name: "Plugin suite"})
+	operator := support.NewOperator(controlPlane, tidalServer.Endpoints, support.OperatorOptions{
+		TIDALTimeout:            5 * time.Second,
 		MaxConcurrentReconciles: 2,
-	}).SetupWithManager(mgr)).To(Succeed())
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	DeferCleanup(func() {
-		cancel()
-		<-done
 	})
+	DeferCleanup(support.RunManager(operator))
 })
 
 var _ = AfterSuite(func() {
