@@ -424,3 +424,22 @@ func expectNoLeaks(ctx context.Context) {
 	Expect(haystack).To(ContainSubstring("Refreshed access token"))
 	Expect(events).To(BeNumerically(">", 0))
 }
+
+// chartWithChangedCRD copies the chart into a directory of its own and marks the CRD's
+// description of TidalSession with mark, for an upgrade that brings a changed CRD.
+func chartWithChangedCRD(mark string) string {
+	GinkgoHelper()
+	dir := filepath.Join(GinkgoT().TempDir(), "tidal-session-operator")
+	Expect(os.CopyFS(dir, os.DirFS(chartDir))).To(Succeed())
+	crds, err := filepath.Glob(filepath.Join(dir, "files", "crds", "*.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(crds).To(HaveLen(1))
+	data, err := os.ReadFile(crds[0])
+	Expect(err).NotTo(HaveOccurred())
+	const original = "description: TidalSession is one user's TIDAL OAuth session,"
+	Expect(string(data)).To(ContainSubstring(original))
+	changed := strings.Replace(string(data), original,
+		"description: TidalSession "+mark+" is one user's TIDAL OAuth session,", 1)
+	Expect(os.WriteFile(crds[0], []byte(changed), 0o600)).To(Succeed())
+	return dir
+}

@@ -55,6 +55,7 @@ var _ = Describe("Installing the chart in namespace mode", Ordered, func() {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		Expect(k8s.Get(ctx, types.NamespacedName{Name: crdName}, crd)).To(Succeed())
 		Expect(crd.Spec.Versions).To(ContainElement(HaveField("Name", "v1alpha1")))
+		Expect(crd.Annotations).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
 
 		By("granting the generated rules in the watched namespace only")
 		expectManagerRole(teamA, release)
@@ -157,8 +158,15 @@ var _ = Describe("Installing the chart in namespace mode", Ordered, func() {
 	It("keeps sessions Ready through helm upgrade, which adds a watched namespace", func() {
 		refreshes := getSession(teamA, "alice").Status.RefreshCount
 		writeValues(values, system, teamA, teamB)
-		out, err := helm("upgrade", release, chartDir, "--namespace", system, "--values", values, "--wait=hookOnly")
+		// The upgrade brings a CRD that differs from the installed one, as a new chart version
+		// would: Helm must update it.
+		upgraded := chartWithChangedCRD("(upgraded)")
+		out, err := helm("upgrade", release, upgraded, "--namespace", system, "--values", values, "--wait=hookOnly")
 		Expect(err).NotTo(HaveOccurred(), out)
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		Expect(k8s.Get(ctx, types.NamespacedName{Name: crdName}, crd)).To(Succeed())
+		Expect(crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Description).To(ContainSubstring("(upgraded)"),
+			"helm upgrade did not update the CRD")
 		expectManagerRole(teamB, release)
 		Expect(isReady(teamA, "alice")).To(BeTrue())
 
@@ -225,7 +233,9 @@ var _ = Describe("Installing the chart in all-namespaces mode with monitoring", 
 		out, err := helm("install", release, chartDir, "--namespace", system, "--wait=hookOnly",
 			"--set", "tidal.authURL="+tidalURL+"/v1/oauth2/,tidal.apiURL="+tidalURL+"/v1/,tidal.openAPIURL="+tidalURL+"/v2/",
 			"--set", "metrics.secure=false,metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true",
-			"--set", "healthAPI.enabled=false")
+			"--set", "healthAPI.enabled=false",
+			// The CRD stays from the namespace-mode release, which still owns it.
+			"--set", "crds.install=false")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("All-namespaces mode"))
 

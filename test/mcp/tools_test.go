@@ -18,6 +18,7 @@ import (
 const (
 	toolRefresh = "tidal_refresh_session"
 	toolStatus  = "tidal_session_status"
+	toolLogin   = "tidal_login"
 )
 
 // expectRefreshed checks a refresh answer for session ns/name against the API server: the
@@ -66,7 +67,7 @@ var _ = Describe("tidal-mcp", Ordered, func() {
 		for _, t := range tools.Tools {
 			names = append(names, t.Name)
 		}
-		Expect(names).To(ConsistOf(toolRefresh, toolStatus), "tidal_login is not offered yet")
+		Expect(names).To(ConsistOf(toolRefresh, toolStatus, toolLogin))
 
 		before, token := snapshot(nsMain, "alice")
 		start := time.Now()
@@ -158,7 +159,7 @@ var _ = Describe("tidal-mcp", Ordered, func() {
 		stdio := append([]string{serverBin}, serverArgs(adminKubeconfig)...)
 
 		res := inspector(append(stdio, "--method", "tools/list")...)
-		Expect(res["tools"]).To(HaveLen(2))
+		Expect(res["tools"]).To(HaveLen(3))
 
 		before, token := snapshot(nsMain, "carol")
 		res = inspector(append(stdio, "--method", "tools/call", "--tool-name", toolRefresh, "--tool-arg", "name=carol")...)
