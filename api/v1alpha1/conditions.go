@@ -1,7 +1,7 @@
 package v1alpha1
 
 // Phase is a one-word summary of a TidalSession for people; conditions carry the detail.
-// +kubebuilder:validation:Enum=Pending;Active;Degraded;Expired;ReauthRequired;Suspended;Error
+// +kubebuilder:validation:Enum=Pending;Active;Degraded;Expired;ReauthRequired;Suspended;Error;Quarantined
 type Phase string
 
 const (
@@ -20,6 +20,9 @@ const (
 	PhaseSuspended Phase = "Suspended"
 	// PhaseError: the session cannot be served until a person fixes its spec or Secrets.
 	PhaseError Phase = "Error"
+	// PhaseQuarantined: in binding mode Enforce, a consumer did not match; the output Secret
+	// holds no access token until a person approves (BindingApprovalAnnotation).
+	PhaseQuarantined Phase = "Quarantined"
 )
 
 // Condition types of a TidalSession.
@@ -30,6 +33,13 @@ const (
 	// ConditionHealthy is True when the last check found that TIDAL knows the session, False
 	// when TIDAL said it is gone, and Unknown when the check could not tell. True is good.
 	ConditionHealthy = "Healthy"
+	// ConditionBound is present while spec.binding is set: True when every current consumer
+	// of the output Secret matches the binding, False when one does not or the session is
+	// quarantined. True is good.
+	ConditionBound = "Bound"
+	// ConditionAnomaly is present while spec.binding is set: True when an anomaly rule fired
+	// (a burst of new consumers, repeated violations) since the last approval. False is good.
+	ConditionAnomaly = "Anomaly"
 )
 
 // Reasons of conditions. Events use the same strings as their reasons, so a person can
@@ -106,6 +116,32 @@ const (
 	// ReasonDeviceLoginFailed: TIDAL refused to start or finish the device login for a reason
 	// a retry would not change (an Event reason only; status.deviceLogin.state Failed).
 	ReasonDeviceLoginFailed = "DeviceLoginFailed"
+	// ReasonConsumersMatch: every current consumer of the output Secret matches the binding
+	// (Bound True).
+	ReasonConsumersMatch = "ConsumersMatch"
+	// ReasonConsumerBound: a new consumer was bound, learned on first use or allowed by
+	// spec.binding.allowed (an Event reason only; status.binding.bound).
+	ReasonConsumerBound = "ConsumerBound"
+	// ReasonConsumerMismatch: a workload the binding does not know consumes the output Secret
+	// (Bound False; a Warning Event names the pod and its fingerprint).
+	ReasonConsumerMismatch = "ConsumerMismatch"
+	// ReasonFingerprintChanged: a bound workload consumes the output Secret under another
+	// fingerprint, e.g. another ServiceAccount (Bound False; a Warning Event).
+	ReasonFingerprintChanged = "FingerprintChanged"
+	// ReasonQuarantined: binding mode Enforce found a violation; the output Secret holds no
+	// access token until a person approves (Ready False, Bound False, phase Quarantined).
+	ReasonQuarantined = "Quarantined"
+	// ReasonBindingApproved: a person approved the current consumers with
+	// BindingApprovalAnnotation; a quarantine is lifted (an Event reason; Anomaly False).
+	ReasonBindingApproved = "BindingApproved"
+	// ReasonNoAnomaly: no anomaly rule fired since the last approval (Anomaly False).
+	ReasonNoAnomaly = "NoAnomaly"
+	// ReasonConsumerBurst: more new fingerprints than the operator's threshold appeared
+	// within its window (Anomaly True; a Warning Event).
+	ReasonConsumerBurst = "ConsumerBurst"
+	// ReasonRepeatedViolations: the operator's threshold of binding violations was reached
+	// within its window (Anomaly True; a Warning Event).
+	ReasonRepeatedViolations = "RepeatedViolations"
 )
 
 // RefreshRequestAnnotation on a TidalSession asks for one immediate refresh. Its value is
@@ -129,3 +165,12 @@ const RefreshRequestAnnotation = "sessions.tidal-mcp.dev/refresh-requested-at"
 // It needs spec.reauth.deviceLogin and a session in phase ReauthRequired; a request while a
 // login is pending is answered by that login.
 const LoginRequestAnnotation = "sessions.tidal-mcp.dev/login-requested-at"
+
+// BindingApprovalAnnotation on a TidalSession approves its current consumers: any value the
+// operator has not handled yet (status.binding.lastApproval) replaces the bound fingerprints
+// with those of the pods consuming the output Secret now, clears the violations and the
+// Anomaly condition, and lifts a quarantine, after which the operator writes a fresh token.
+//
+//	kubectl annotate tidalsession NAME --overwrite \
+//	  sessions.tidal-mcp.dev/approve-binding="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+const BindingApprovalAnnotation = "sessions.tidal-mcp.dev/approve-binding"

@@ -24,12 +24,17 @@ const (
 	// KeySessionID holds TIDAL's session id, when known.
 	KeySessionID = "session_id"
 	// KeyTokenStatus is TokenStatusValid when the operator wrote the token, and
-	// TokenStatusExpired once the operator found it expired while refreshes kept failing:
-	// consumers never mistake an expired token for a good one.
+	// TokenStatusExpired once the operator found it expired while refreshes kept failing, or
+	// TokenStatusQuarantined while the session is quarantined: consumers never mistake an
+	// expired or withheld token for a good one.
 	KeyTokenStatus = "token_status"
 	// TokenStatusValid and TokenStatusExpired are the values of KeyTokenStatus.
 	TokenStatusValid   = "valid"
 	TokenStatusExpired = "expired"
+	// TokenStatusQuarantined is KeyTokenStatus while the session is quarantined (binding mode
+	// Enforce): the keys stay, but access_token and session.json are empty until a person
+	// approves the consumers.
+	TokenStatusQuarantined = "quarantined"
 	// KeySessionFile holds the session in the file format tidalapi's
 	// load_session_from_file reads, so tidalapi-based MCP servers load it as they are.
 	KeySessionFile = "session.json"

@@ -40,6 +40,12 @@ type TidalSessionSpec struct {
 	// session (phase ReauthRequired).
 	// +optional
 	Reauth ReauthPolicy `json:"reauth,omitempty"`
+
+	// binding binds the session to the workloads allowed to consume its output Secret, and
+	// says whether another consumer is only reported (Observe) or also cut off (Enforce).
+	// Absent, the operator does not look at consumers. See docs/binding.md.
+	// +optional
+	Binding *BindingPolicy `json:"binding,omitempty"`
 }
 
 // ReauthPolicy says how a session that needs a new login gets one.
@@ -291,6 +297,11 @@ type TidalSessionStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	LastLoginRequest string `json:"lastLoginRequest,omitempty"`
+
+	// binding is what the operator knows about the consumers of the output Secret, present
+	// while spec.binding is set.
+	// +optional
+	Binding *BindingStatus `json:"binding,omitempty"`
 }
 
 // DeviceLoginState is where a device login stands.
@@ -405,6 +416,7 @@ type SessionHealth struct {
 // +kubebuilder:printcolumn:name="Refreshes",type=integer,JSONPath=`.status.refreshCount`,priority=1
 // +kubebuilder:printcolumn:name="Country",type=string,JSONPath=`.status.countryCode`,priority=1
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.outputSecret.name`,priority=1
+// +kubebuilder:printcolumn:name="Bound",type=string,JSONPath=`.status.conditions[?(@.type=="Bound")].status`,priority=1
 // +kubebuilder:printcolumn:name="Login",type=string,JSONPath=`.status.deviceLogin.state`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 

@@ -44,6 +44,7 @@ type options struct {
 	leaderElectNamespace string
 	recheckInterval      time.Duration
 	workers              int
+	anomaly              controller.AnomalyRules
 }
 
 func main() {
@@ -74,6 +75,14 @@ func main() {
 		"How many sessions are reconciled at once, so one slow TIDAL answer delays only its own session.")
 	flag.DurationVar(&o.recheckInterval, "recheck-interval", 30*time.Second,
 		"How often a session waiting on something the operator cannot watch (a missing credentials Secret) is looked at again.")
+	flag.IntVar(&o.anomaly.BurstThreshold, "anomaly-new-consumers", controller.DefaultBurstThreshold,
+		"Binding anomaly: more new consumer fingerprints than this within --anomaly-new-consumers-window is a burst (1-30).")
+	flag.DurationVar(&o.anomaly.BurstWindow, "anomaly-new-consumers-window", controller.DefaultBurstWindow,
+		"Binding anomaly: the window of --anomaly-new-consumers.")
+	flag.IntVar(&o.anomaly.ViolationThreshold, "anomaly-violations", controller.DefaultViolationThreshold,
+		"Binding anomaly: more binding violations than this within --anomaly-violations-window are repeated violations (1-30).")
+	flag.DurationVar(&o.anomaly.ViolationWindow, "anomaly-violations-window", controller.DefaultViolationWindow,
+		"Binding anomaly: the window of --anomaly-violations.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -89,6 +98,10 @@ func run(o options) error {
 	setupLog := ctrl.Log.WithName("setup")
 	endpoints := tidal.Endpoints{AuthBaseURL: o.authURL, APIBaseURL: o.apiURL, OpenAPIBaseURL: o.openAPIURL}
 	if err := endpoints.Validate(); err != nil {
+		return err
+	}
+
+	if err := validateAnomaly(o.anomaly); err != nil {
 		return err
 	}
 
@@ -122,6 +135,7 @@ func run(o options) error {
 		TIDAL:                   tidal.NewClient(endpoints, &http.Client{Timeout: o.tidalTimeout}, clk),
 		RecheckInterval:         o.recheckInterval,
 		MaxConcurrentReconciles: o.workers,
+		Anomaly:                 o.anomaly,
 	}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up controller: %w", err)
@@ -167,4 +181,21 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// validateAnomaly rejects thresholds the status cannot count to and windows that are not
+// positive, instead of silently replacing them with defaults.
+func validateAnomaly(a controller.AnomalyRules) error {
+	for _, t := range []struct {
+		flag string
+		n    int
+	}{{"--anomaly-new-consumers", a.BurstThreshold}, {"--anomaly-violations", a.ViolationThreshold}} {
+		if t.n < 1 || t.n > controller.MaxAnomalyThreshold {
+			return fmt.Errorf("%s must be between 1 and %d, not %d", t.flag, controller.MaxAnomalyThreshold, t.n)
+		}
+	}
+	if a.BurstWindow <= 0 || a.ViolationWindow <= 0 {
+		return fmt.Errorf("--anomaly-new-consumers-window and --anomaly-violations-window must be positive")
+	}
+	return nil
 }

@@ -146,7 +146,9 @@ func newFixture(t *testing.T, objs ...client.Object) *fixture {
 		t.Fatal(err)
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
-		WithStatusSubresource(&sessionsv1alpha1.TidalSession{}).Build()
+		WithStatusSubresource(&sessionsv1alpha1.TidalSession{}).
+		WithIndex(&corev1.Pod{}, podSecretsIndex, indexPodSecrets).
+		WithIndex(&sessionsv1alpha1.TidalSession{}, outputSecretIndex, indexOutputSecret).Build()
 	clk := clocktesting.NewFakeClock(t0)
 	ft := &fakeTIDAL{clock: clk, lifetime: time.Hour}
 	rec := events.NewFakeRecorder(100)

@@ -147,6 +147,7 @@ func (r *TidalSessionReconciler) recordCheck(ctx context.Context, session *sessi
 		h.Result, h.LastHealthyTime = sessionsv1alpha1.HealthHealthy, at
 		if changes := identityChanges(session.Status, info); len(changes) > 0 {
 			h.LastIdentityChangeTime = at
+			metrics.SecurityEvents.WithLabelValues(metrics.SecurityIdentityChanged).Inc()
 			r.event(session, corev1.EventTypeWarning, sessionsv1alpha1.ReasonIdentityChanged, "HealthCheck",
 				"TIDAL reports another identity behind the session than before: "+strings.Join(changes, ", "))
 			logf.FromContext(ctx).Info("Session identity changed", "session", klog.KObj(session), "changes", changes)

@@ -215,6 +215,8 @@ func (r *TidalSessionReconciler) markAwaitingAnswer(ctx context.Context, session
 	if err := r.Status().Patch(ctx, obj, client.MergeFrom(stored)); err != nil {
 		return nil, fmt.Errorf("failed to record the start of a refresh in status: %w", err)
 	}
+	// The final status write of this reconcile replaces the version just written.
+	r.written.remember(client.ObjectKeyFromObject(session), obj.ResourceVersion)
 	session.Status.RefreshStartedAt = started
 	stored.Status.RefreshStartedAt = started
 	return nil, nil

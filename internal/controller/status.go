@@ -213,11 +213,17 @@ func markRefreshed(session *sessionsv1alpha1.TidalSession, st tokenState, next t
 }
 
 func setReady(session *sessionsv1alpha1.TidalSession, status metav1.ConditionStatus, reason, message string, now time.Time) {
+	setCondition(session, sessionsv1alpha1.ConditionReady, metav1.Condition{Status: status, Reason: reason, Message: message}, now)
+}
+
+// setCondition sets the condition of type condType from c's status, reason and message; the
+// transition time moves only when the status flips (meta.SetStatusCondition).
+func setCondition(session *sessionsv1alpha1.TidalSession, condType string, c metav1.Condition, now time.Time) {
 	meta.SetStatusCondition(&session.Status.Conditions, metav1.Condition{
-		Type:               sessionsv1alpha1.ConditionReady,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
+		Type:               condType,
+		Status:             c.Status,
+		Reason:             c.Reason,
+		Message:            c.Message,
 		ObservedGeneration: session.Generation,
 		LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
 	})

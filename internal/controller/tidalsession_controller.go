@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +54,8 @@ type TidalSessionReconciler struct {
 	gates clientGates
 	// logins holds the device codes of running device logins, per session.
 	logins deviceLogins
+	// written remembers which cached versions the last status writes made outdated.
+	written outdatedVersions
 	// RetryBase is the first wait of the backoff after a failure at TIDAL; 0 means
 	// schedule.RetryBase. Tests shorten it.
 	RetryBase time.Duration
@@ -62,6 +65,8 @@ type TidalSessionReconciler struct {
 	// MaxConcurrentReconciles is how many sessions are reconciled at once; 0 means 1. One
 	// slow answer from TIDAL then delays only its own session.
 	MaxConcurrentReconciles int
+	// Anomaly holds the thresholds of the binding's anomaly rules; zero fields take defaults.
+	Anomaly AnomalyRules
 }
 
 // +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions,verbs=get;list;watch
@@ -73,11 +78,12 @@ type TidalSessionReconciler struct {
 // written once, at the end, from whatever the steps recorded.
 func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	session := &sessionsv1alpha1.TidalSession{}
-	if err := r.Get(ctx, req.NamespacedName, session); err != nil {
+	if err := r.getSession(ctx, req.NamespacedName, session); err != nil {
 		// Gone: the output Secret's owner reference lets the garbage collector remove it.
 		if apierrors.IsNotFound(err) {
 			r.rejected.forget(req.NamespacedName)
 			r.logins.forget(req.NamespacedName)
+			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -124,6 +130,9 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 		return ctrl.Result{}, err
 	}
 	if existing, err = r.moveOutputSecret(ctx, session, existing); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.bindingStep(ctx, session, existing); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -183,14 +192,25 @@ func (r *TidalSessionReconciler) handleRequest(session *sessionsv1alpha1.TidalSe
 }
 
 // SetupWithManager registers the reconciler. It watches TidalSessions, the initial list
-// ordered by catchUpPriority, and the Secrets they own; the manager's cache is limited to
-// managed Secrets (see CacheOptions).
+// ordered by catchUpPriority, the Secrets they own, and the Pods that reference an output
+// Secret, for binding; the manager's cache is limited to managed Secrets and stripped Pods
+// (see CacheOptions). It indexes Pods by the Secrets they reference and sessions by their
+// output Secret, so that a Pod event finds its sessions and a session its consumers.
 func (r *TidalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &corev1.Pod{}, podSecretsIndex, indexPodSecrets); err != nil {
+		return fmt.Errorf("failed to index Pods by Secret: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &sessionsv1alpha1.TidalSession{}, outputSecretIndex, indexOutputSecret); err != nil {
+		return fmt.Errorf("failed to index TidalSessions by output Secret: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Watches(&sessionsv1alpha1.TidalSession{}, r.sessionEvents(), builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
 			&sessionsv1alpha1.TidalSession{}, handler.OnlyControllerOwner())).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.sessionsForPod), builder.WithPredicates(podChanged)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named(cmp.Or(r.Name, "tidalsession")).
 		Complete(r)
@@ -205,6 +225,7 @@ func (r *TidalSessionReconciler) patchStatus(ctx context.Context, before, sessio
 	if err := r.Status().Patch(ctx, session, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	r.written.remember(client.ObjectKeyFromObject(session), before.ResourceVersion)
 	logf.FromContext(ctx).V(2).Info("Status updated", "session", klog.KObj(session), "phase", session.Status.Phase)
 	return nil
 }

@@ -24,7 +24,36 @@ const (
 	CheckGone          = "session_gone"
 )
 
+// Types of security events, the values of the "type" label. A type names a rule, never a
+// pod or session: the Events and status name those.
+const (
+	// SecurityConsumerMismatch: a workload the binding does not know consumes a session.
+	SecurityConsumerMismatch = "consumer_mismatch"
+	// SecurityFingerprintChanged: a bound workload consumes a session under a new fingerprint.
+	SecurityFingerprintChanged = "fingerprint_changed"
+	// SecurityQuarantined: a session in binding mode Enforce was quarantined.
+	SecurityQuarantined = "quarantined"
+	// SecurityConsumerBurst: more new consumers than the threshold appeared within the window.
+	SecurityConsumerBurst = "consumer_burst"
+	// SecurityRepeatedViolations: the threshold of violations was reached within the window.
+	SecurityRepeatedViolations = "repeated_violations"
+	// SecurityIdentityChanged: a health check found another user, country or client behind a
+	// session.
+	SecurityIdentityChanged = "identity_changed"
+)
+
+// SecurityEventTypes lists every value of the "type" label.
+var SecurityEventTypes = []string{SecurityConsumerMismatch, SecurityFingerprintChanged, SecurityQuarantined,
+	SecurityConsumerBurst, SecurityRepeatedViolations, SecurityIdentityChanged}
+
 var (
+	// SecurityEvents counts security events by type; alerts fire on its increase. Each type's
+	// series exists from the start at 0, so increase() sees the first event.
+	SecurityEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tidal_session_security_events_total",
+		Help: "Security events about sessions (binding violations, quarantines, anomalies), by type.",
+	}, []string{"type"})
+
 	// HealthChecks counts checks of sessions against TIDAL (after each refresh and every
 	// spec.healthCheck.interval between), by verdict.
 	HealthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -64,5 +93,8 @@ var (
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(RefreshAttempts, RefreshDuration, HealthChecks, PhaseTransitions,
-		TimeToFirstReady)
+		TimeToFirstReady, SecurityEvents)
+	for _, t := range SecurityEventTypes {
+		SecurityEvents.WithLabelValues(t)
+	}
 }

@@ -421,6 +421,8 @@ func TestSummarize(t *testing.T) {
 		{name: "suspended", session: session(func(s *sessionsv1alpha1.TidalSession) { s.Spec.Suspend = true },
 			failing(sessionsv1alpha1.PhaseSuspended, sessionsv1alpha1.ReasonSuspended, 0)),
 			phase: "Suspended", ready: "False", nextStep: []string{"spec.suspend to false"}},
+		{name: "quarantined", session: session(failing(sessionsv1alpha1.PhaseQuarantined, sessionsv1alpha1.ReasonQuarantined, 0)),
+			phase: "Quarantined", ready: "False", nextStep: []string{sessionsv1alpha1.BindingApprovalAnnotation, "Events"}},
 		{name: "client rejected", session: session(failing(sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonClientRejected, 1)),
 			phase: "Error", ready: "False", nextStep: []string{"client id and client secret", `"alice-creds"`}},
 		{name: "credentials missing", session: session(failing(sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsMissing, 0)),

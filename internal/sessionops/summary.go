@@ -145,6 +145,10 @@ func nextStep(s *sessionsv1alpha1.TidalSession, sum Summary) string {
 			"notices the change and does not send the rejected token again."
 	case sessionsv1alpha1.PhaseSuspended:
 		return "Set spec.suspend to false to resume refreshing."
+	case sessionsv1alpha1.PhaseQuarantined:
+		return "A workload the session is not bound to used its Secret, so the token was removed: " +
+			"find it in the session's Events, stop it, and approve the current consumers with the " +
+			sessionsv1alpha1.BindingApprovalAnnotation + " annotation; the operator then writes a fresh token."
 	case sessionsv1alpha1.PhaseError:
 		switch sum.Reason {
 		case sessionsv1alpha1.ReasonClientRejected:

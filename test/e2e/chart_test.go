@@ -12,7 +12,6 @@ import (
 )
 
 // alertNames are the alerts of the chart's PrometheusRule.
-// TODO(#5): binding-violation and anomaly alerts, once the operator exports metrics for them.
 var alertNames = []string{
 	"TidalSessionOperatorDown",
 	"TidalSessionMetricsUnavailable",
@@ -21,6 +20,9 @@ var alertNames = []string{
 	"TidalSessionExpiringSoon",
 	"TidalSessionExpired",
 	"TidalSessionReauthRequired",
+	"TidalSessionQuarantined",
+	"TidalSessionBindingViolated",
+	"TidalSessionAnomaly",
 	"TidalSessionNotReady",
 }
 

@@ -38,8 +38,20 @@ namespace mode they are a Role in each watched namespace, otherwise one ClusterR
 */}}
 {{- define "tso.managerRules" -}}
 - apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create", "delete", "get", "list", "update", "watch"]
+{{- /*
+Binding resolves a consumer pod's ReplicaSet or Job to its workload, one uncached read each.
+*/}}
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["get"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get"]
 {{- /*
 The health endpoint's reviews. Both are cluster-scoped, so in namespace mode, where these rules
 form a Role, they grant nothing: there the <release>-metrics-auth ClusterRole grants them.

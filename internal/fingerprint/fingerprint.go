@@ -1,0 +1,136 @@
+// Package fingerprint names the device that consumes a TidalSession: the workload whose pods
+// mount the session's output Secret. The fingerprint is a versioned hash of the workload's
+// identity, so that it can be stored in status, compared and shown in Events without naming
+// anything beyond what the identity already names.
+//
+// What goes in, and why:
+//
+//   - the namespace: the same workload name in another namespace is another owner;
+//   - the ServiceAccount (an empty one counts as "default", which is what the API server
+//     assigns): it is the identity the pod acts under, so a known workload that starts running
+//     under another ServiceAccount is a different device;
+//   - the owning workload, as API group, kind and name, resolved past the objects that
+//     controllers create on their own: a ReplicaSet counts as the Deployment that controls it,
+//     a Job as the CronJob that controls it; a StatefulSet, DaemonSet, a ReplicaSet or Job
+//     without a controller, or any other controller stands for itself; a pod without a
+//     controller is its own workload, by name.
+//
+// What stays out, and why: the pod's name and UID, its node, its IP, the pod-template-hash
+// label (and with it the ReplicaSet's name) and the container images. All of these change on
+// every restart, reschedule or rollout of the same workload, and a fingerprint that changed
+// with them would report each legitimate rollout as a new device. Labels stay out for the same
+// reason; the binding's label selector, not the fingerprint, is how labels are matched.
+//
+// The hash is "v1:" followed by the hex SHA-256 of the JSON array [version, namespace,
+// serviceAccount, group, kind, name]. JSON makes the encoding unambiguous (no separator can
+// be forged by a name), and the version prefix lets a later encoding coexist with stored
+// fingerprints instead of silently failing to match them.
+package fingerprint
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Version is the encoding's version, the prefix of every fingerprint.
+const Version = "v1"
+
+// DefaultServiceAccount is the ServiceAccount the API server assigns to a pod that names none.
+const DefaultServiceAccount = "default"
+
+// Workload is the object that stands for a set of pods across their restarts and rollouts.
+type Workload struct {
+	// Group is the workload's API group, empty for the core group (a bare Pod).
+	Group string
+	Kind  string
+	Name  string
+}
+
+// String is "Kind/name" for people, with the group when it is not apps, batch or core.
+func (w Workload) String() string {
+	switch w.Group {
+	case "", "apps", "batch":
+		return w.Kind + "/" + w.Name
+	}
+	return w.Kind + "." + w.Group + "/" + w.Name
+}
+
+// Identity is everything a fingerprint is computed from.
+type Identity struct {
+	Namespace      string
+	ServiceAccount string
+	Workload       Workload
+}
+
+// Fingerprint is the identity's versioned hash.
+func (id Identity) Fingerprint() string {
+	sa := id.ServiceAccount
+	if sa == "" {
+		sa = DefaultServiceAccount
+	}
+	// Marshalling a slice of strings cannot fail.
+	b, _ := json.Marshal([]string{Version, id.Namespace, sa, id.Workload.Group, id.Workload.Kind, id.Workload.Name})
+	sum := sha256.Sum256(b)
+	return Version + ":" + hex.EncodeToString(sum[:])
+}
+
+// Pod is what resolution needs of a pod.
+type Pod struct {
+	Namespace      string
+	Name           string
+	ServiceAccount string
+	Owners         []metav1.OwnerReference
+}
+
+// OwnerLookup returns the owner references of the object of the given group, kind and name in
+// the pod's namespace. It is called only for ReplicaSets and Jobs. An object that no longer
+// exists is reported with an error for which errors.Is(err, ErrOwnerGone) holds.
+type OwnerLookup func(group, kind, name string) ([]metav1.OwnerReference, error)
+
+// ErrOwnerGone says that an object between the pod and its workload no longer exists, as
+// happens to the pods of an old ReplicaSet at the end of a rollout. Such a pod cannot be
+// fingerprinted; it is about to go away with its owner.
+var ErrOwnerGone = errors.New("owner no longer exists")
+
+// Resolve returns the identity of the workload a pod belongs to, looking up the owners of a
+// ReplicaSet or Job with lookup.
+func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
+	id := Identity{Namespace: pod.Namespace, ServiceAccount: pod.ServiceAccount}
+	owner := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: pod.Owners})
+	if owner == nil {
+		id.Workload = Workload{Kind: "Pod", Name: pod.Name}
+		return id, nil
+	}
+	w := workloadOf(owner)
+	if !intermediate(w) {
+		id.Workload = w
+		return id, nil
+	}
+	owners, err := lookup(w.Group, w.Kind, w.Name)
+	if err != nil {
+		return Identity{}, fmt.Errorf("failed to look up the owner of %s: %w", w, err)
+	}
+	if up := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: owners}); up != nil {
+		w = workloadOf(up)
+	}
+	id.Workload = w
+	return id, nil
+}
+
+// intermediate says whether w is an object a controller creates for its workload, so that
+// the workload, not w, stands for the pods.
+func intermediate(w Workload) bool {
+	return (w.Group == "apps" && w.Kind == "ReplicaSet") || (w.Group == "batch" && w.Kind == "Job")
+}
+
+func workloadOf(ref *metav1.OwnerReference) Workload {
+	// An unparsable apiVersion leaves the group empty; the kind and name still tell owners apart.
+	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+	return Workload{Group: gv.Group, Kind: ref.Kind, Name: ref.Name}
+}
