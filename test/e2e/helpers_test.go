@@ -21,6 +21,8 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -442,4 +444,19 @@ func chartWithChangedCRD(mark string) string {
 		"description: TidalSession "+mark+" is one user's TIDAL OAuth session,", 1)
 	Expect(os.WriteFile(crds[0], []byte(changed), 0o600)).To(Succeed())
 	return dir
+}
+
+// handKeptCRDTo hands the CRD, when an earlier release kept it on uninstall, to release in
+// namespace ns, as docs/install.md tells an admin to: Helm adopts an object whose release
+// annotations name the release that installs it, and refuses one that names another.
+func handKeptCRDTo(release, ns string) {
+	GinkgoHelper()
+	err := k8s.Get(context.Background(), types.NamespacedName{Name: crdName}, &apiextensionsv1.CustomResourceDefinition{})
+	if apierrors.IsNotFound(err) {
+		return
+	}
+	Expect(err).NotTo(HaveOccurred())
+	out, err := kubectl("", "annotate", "crd", crdName, "--overwrite",
+		"meta.helm.sh/release-name="+release, "meta.helm.sh/release-namespace="+ns)
+	Expect(err).NotTo(HaveOccurred(), out)
 }

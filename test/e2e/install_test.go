@@ -48,6 +48,7 @@ var _ = Describe("Installing the chart in namespace mode", Ordered, func() {
 	AfterAll(func() { op.stop() })
 
 	It("installs the CRD, a Role in each watched namespace and a hardened Deployment", func() {
+		handKeptCRDTo(release, system)
 		out, err := helm("install", release, chartDir, "--namespace", system, "--values", values, "--wait=hookOnly")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("Namespace mode"), "NOTES says which mode is installed")
@@ -230,12 +231,11 @@ var _ = Describe("Installing the chart in all-namespaces mode with monitoring", 
 	AfterAll(func() { op.stop() })
 
 	It("installs a ClusterRole with the generated rules, a ServiceMonitor and a PrometheusRule", func() {
+		handKeptCRDTo(release, system)
 		out, err := helm("install", release, chartDir, "--namespace", system, "--wait=hookOnly",
 			"--set", "tidal.authURL="+tidalURL+"/v1/oauth2/,tidal.apiURL="+tidalURL+"/v1/,tidal.openAPIURL="+tidalURL+"/v2/",
 			"--set", "metrics.secure=false,metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true",
-			"--set", "healthAPI.enabled=false",
-			// The CRD stays from the namespace-mode release, which still owns it.
-			"--set", "crds.install=false")
+			"--set", "healthAPI.enabled=false")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("All-namespaces mode"))
 
