@@ -463,3 +463,31 @@ func TestRefreshFailedErrorMessage(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", err, want)
 	}
 }
+
+func TestSummarizeHealthAndBinding(t *testing.T) {
+	checked, healthy := t0.Add(10*time.Minute), t0
+	s := session(active(t0), func(s *sessionsv1alpha1.TidalSession) {
+		s.Status.Health = &sessionsv1alpha1.SessionHealth{Result: sessionsv1alpha1.HealthUnknown,
+			LastCheckTime: tm(checked), LastHealthyTime: tm(healthy)}
+		s.Spec.Binding = &sessionsv1alpha1.BindingPolicy{Mode: sessionsv1alpha1.BindingEnforce}
+		s.Status.Binding = &sessionsv1alpha1.BindingStatus{Violations: 3, Bound: []sessionsv1alpha1.BoundConsumer{
+			{Fingerprint: "v1:a"}, {Fingerprint: "v1:b"}}}
+	})
+	sum := Summarize(s)
+	if sum.Health != "Unknown" || sum.LastCheckTime != "2026-12-04T10:10:00Z" || sum.LastHealthyTime != "2026-12-04T10:00:00Z" ||
+		sum.Binding != "Enforce" || sum.BoundConsumers != 2 || sum.Violations != 3 {
+		t.Errorf("summary = %+v", sum)
+	}
+	for _, want := range []string{
+		"Last checked against TIDAL at 2026-12-04T10:10:00Z: Unknown (last healthy at 2026-12-04T10:00:00Z).",
+		"Bound to 2 workload(s) in Enforce mode; consumers that did not match so far: 3.",
+	} {
+		if !strings.Contains(sum.Text(), want) {
+			t.Errorf("text lacks %q:\n%s", want, sum.Text())
+		}
+	}
+	if plain := Summarize(session(active(t0))); plain.Binding != "" || plain.Health != "" ||
+		strings.Contains(plain.Text(), "Bound to") || strings.Contains(plain.Text(), "Last checked") {
+		t.Errorf("a session without checks or binding reports them: %+v", plain)
+	}
+}

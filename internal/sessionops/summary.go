@@ -14,9 +14,6 @@ import (
 // Summary is what a person needs to know about a TidalSession, from its status alone.
 // Times are RFC 3339 in UTC, empty when unknown. It never holds a token: the status has
 // none, and no Secret is read.
-//
-// TODO(#4): add the last health check once the status reports one.
-// TODO(#5): add the binding state once sessions can be bound to workloads.
 type Summary struct {
 	// Namespace and Name identify the session.
 	Namespace string `json:"namespace"`
@@ -41,6 +38,17 @@ type Summary struct {
 	// RefreshCount counts successful refreshes; ConsecutiveFailures failed ones since.
 	RefreshCount        int64 `json:"refreshCount"`
 	ConsecutiveFailures int32 `json:"consecutiveFailures"`
+	// Health is the last check against TIDAL: Healthy, Unhealthy or Unknown; empty before the
+	// first. LastCheckTime and LastHealthyTime are when it ran and last found the session
+	// healthy.
+	Health          string `json:"health,omitempty"`
+	LastCheckTime   string `json:"lastCheckTime,omitempty"`
+	LastHealthyTime string `json:"lastHealthyTime,omitempty"`
+	// Binding is spec.binding's mode, empty without a binding; BoundConsumers counts the
+	// workloads bound to the session and Violations the consumers that did not match.
+	Binding        string `json:"binding,omitempty"`
+	BoundConsumers int    `json:"boundConsumers,omitempty"`
+	Violations     int64  `json:"violations,omitempty"`
 	// UserID and CountryCode are the TIDAL account's, as TIDAL reported them.
 	UserID      string `json:"userID,omitempty"`
 	CountryCode string `json:"countryCode,omitempty"`
@@ -107,6 +115,16 @@ func Summarize(s *sessionsv1alpha1.TidalSession) Summary {
 	}
 	if sum.Phase == "" {
 		sum.Phase = "Unknown"
+	}
+	if h := st.Health; h != nil {
+		sum.Health, sum.LastCheckTime, sum.LastHealthyTime = string(h.Result), timeString(h.LastCheckTime),
+			timeString(h.LastHealthyTime)
+	}
+	if b := s.Spec.Binding; b != nil {
+		sum.Binding = string(b.Mode)
+		if st.Binding != nil {
+			sum.BoundConsumers, sum.Violations = len(st.Binding.Bound), st.Binding.Violations
+		}
 	}
 	if ready := meta.FindStatusCondition(st.Conditions, sessionsv1alpha1.ConditionReady); ready != nil {
 		sum.Ready, sum.Reason, sum.Message = string(ready.Status), ready.Reason, ready.Message
@@ -212,6 +230,17 @@ func (s Summary) Text() string {
 	}
 	if s.ConsecutiveFailures > 0 {
 		fmt.Fprintf(&b, "%d refresh attempts failed since the last success.\n", s.ConsecutiveFailures)
+	}
+	if s.LastCheckTime != "" {
+		fmt.Fprintf(&b, "Last checked against TIDAL at %s: %s", s.LastCheckTime, s.Health)
+		if s.LastHealthyTime != "" && s.LastHealthyTime != s.LastCheckTime {
+			fmt.Fprintf(&b, " (last healthy at %s)", s.LastHealthyTime)
+		}
+		b.WriteString(".\n")
+	}
+	if s.Binding != "" {
+		fmt.Fprintf(&b, "Bound to %d workload(s) in %s mode; consumers that did not match so far: %d.\n",
+			s.BoundConsumers, s.Binding, s.Violations)
 	}
 	if s.UserID != "" {
 		fmt.Fprintf(&b, "TIDAL user %s, country %s.\n", s.UserID, s.CountryCode)
