@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -164,10 +165,7 @@ func (r *TidalSessionReconciler) quarantineOutput(ctx context.Context, existing 
 
 // quarantinedData is the output Secret's data with the token withheld.
 func quarantinedData(data map[string][]byte) map[string][]byte {
-	out := make(map[string][]byte, len(data))
-	for k, v := range data {
-		out[k] = v
-	}
+	out := maps.Clone(data)
 	out[sessionsv1alpha1.KeyAccessToken] = []byte{}
 	out[sessionsv1alpha1.KeySessionFile] = []byte{}
 	out[sessionsv1alpha1.KeyTokenStatus] = []byte(sessionsv1alpha1.TokenStatusQuarantined)

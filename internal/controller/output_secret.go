@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -223,11 +224,7 @@ func (r *TidalSessionReconciler) moveOutputSecret(ctx context.Context, session *
 		return existing, nil
 	}
 	if st := tokenStateOf(old); existing == nil && st.present {
-		data := make(map[string][]byte, len(old.Data))
-		for k, v := range old.Data {
-			data[k] = v
-		}
-		if _, err := r.writeOutputSecret(ctx, session, nil, data, st.refreshedAt); err != nil {
+		if _, err := r.writeOutputSecret(ctx, session, nil, maps.Clone(old.Data), st.refreshedAt); err != nil {
 			return nil, err
 		}
 		if existing, err = r.readOutputSecret(ctx, session); err != nil {

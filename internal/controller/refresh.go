@@ -191,10 +191,13 @@ func (r *TidalSessionReconciler) useToken(ctx context.Context, session *sessions
 		r.event(session, corev1.EventTypeNormal, sessionsv1alpha1.ReasonRefreshed, "Refresh",
 			"Wrote the first access token to the output Secret")
 	}
-	markRefreshed(session, st, next, r.Clock.Now())
+	now := r.Clock.Now()
+	markRefreshed(session, st, next, now)
 	log.Info("Refreshed access token", "session", klog.KObj(session),
 		"expiresAt", st.expiresAt, "nextRefresh", next)
-	return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), time.Second)}, nil
+	// The output Secret just written comes back as a watch event, whose reconcile schedules
+	// the next health check too.
+	return ctrl.Result{RequeueAfter: requeueAfter(now, next)}, nil
 }
 
 // markAwaitingAnswer records in status, before TIDAL is asked, that an answer is awaited,

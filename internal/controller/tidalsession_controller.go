@@ -142,13 +142,8 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 	decision, wait := decideRequest(session.Annotations[sessionsv1alpha1.RefreshRequestAnnotation],
 		session.Status.LastRefreshRequest, st.refreshedAt, now)
 	if due || decision == requestDue {
-		if backoff, failing := backoffRemaining(session.Status, now); failing {
-			// Failing: neither a watch event nor a refresh request may ask TIDAL before the
-			// backoff says so. Status already says when.
-			return ctrl.Result{RequeueAfter: backoff}, nil
-		}
-		result, err := r.refresh(ctx, session, stored, creds, existing)
-		if err == nil {
+		result, asked, err := r.refreshUnlessFailing(ctx, session, stored, creds, existing, now)
+		if asked && err == nil {
 			r.handleRequest(session, decision, true)
 		}
 		return result, err
@@ -159,17 +154,37 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 	}
 	if rejected {
 		// TIDAL refused a token we think valid: refresh now; its lookup is the re-check.
-		if backoff, failing := backoffRemaining(session.Status, now); failing {
-			return ctrl.Result{RequeueAfter: backoff}, nil
-		}
-		return r.refresh(ctx, session, stored, creds, existing)
+		result, _, err := r.refreshUnlessFailing(ctx, session, stored, creds, existing, now)
+		return result, err
 	}
 	r.handleRequest(session, decision, false)
 	if decision == requestTooSoon {
 		next = now.Add(min(next.Sub(now), wait))
 	}
 	markTokenValid(session, st, next, now)
-	return ctrl.Result{RequeueAfter: max(min(next.Sub(now), nextCheck.Sub(now)), time.Second)}, nil
+	return ctrl.Result{RequeueAfter: requeueAfter(now, next, nextCheck)}, nil
+}
+
+// refreshUnlessFailing refreshes now, unless the session is backing off after failures at
+// TIDAL: then neither a watch event, a person's request nor a rejected check may ask TIDAL
+// before the backoff says so, and status already says when. asked says whether it refreshed.
+func (r *TidalSessionReconciler) refreshUnlessFailing(ctx context.Context, session, stored *sessionsv1alpha1.TidalSession,
+	creds tidal.Credentials, existing *corev1.Secret, now time.Time) (result ctrl.Result, asked bool, err error) {
+	if backoff, failing := backoffRemaining(session.Status, now); failing {
+		return ctrl.Result{RequeueAfter: backoff}, false, nil
+	}
+	result, err = r.refresh(ctx, session, stored, creds, existing)
+	return result, true, err
+}
+
+// requeueAfter is how long to wait from now until the earliest of times, at least a second:
+// a zero RequeueAfter would mean no requeue at all.
+func requeueAfter(now time.Time, times ...time.Time) time.Duration {
+	wait := times[0].Sub(now)
+	for _, t := range times[1:] {
+		wait = min(wait, t.Sub(now))
+	}
+	return max(wait, time.Second)
 }
 
 // handleRequest records the outcome of the refresh request annotation in status and Events.

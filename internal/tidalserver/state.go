@@ -3,6 +3,7 @@ package tidalserver
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -202,7 +203,7 @@ func (s *Server) sweepLocked(now time.Time) {
 func grantScopes(requested, allowed []string) []string {
 	var out []string
 	for _, r := range requested {
-		if contains(allowed, r) && !contains(out, r) {
+		if slices.Contains(allowed, r) && !slices.Contains(out, r) {
 			out = append(out, r)
 		}
 	}
@@ -210,13 +211,4 @@ func grantScopes(requested, allowed []string) []string {
 		return append([]string(nil), allowed...)
 	}
 	return out
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

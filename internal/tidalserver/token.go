@@ -2,6 +2,7 @@ package tidalserver
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -180,7 +181,7 @@ func (s *Server) clientCredentialsGrantLocked(c *clientState, req *Request) (*to
 	}
 	var scopes []string
 	for _, r := range strings.Fields(req.form.Get("scope")) {
-		if contains(c.Scopes, r) && !contains(scopes, r) {
+		if slices.Contains(c.Scopes, r) && !slices.Contains(scopes, r) {
 			scopes = append(scopes, r)
 		}
 	}

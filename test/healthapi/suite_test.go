@@ -6,14 +6,11 @@
 package healthapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,28 +21,25 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
-	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	healthendpoint "github.com/tidal-mcp/tidal-session-operator/internal/healthapi"
+	"github.com/tidal-mcp/tidal-session-operator/test/support"
+	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
 
 // operatorNamespace holds the ServiceAccount the endpoint runs as.
 const operatorNamespace = "tso-system"
 
 var (
-	testEnv *envtest.Environment
 	// k8s is the control plane's admin.
 	k8s client.Client
 	// apiServer reads the API server's own metrics, as its admin.
@@ -53,50 +47,16 @@ var (
 	// endpoint is the health endpoint's base URL, on loopback.
 	endpoint string
 	// logs is everything the operator's manager logged, for the leak search.
-	logs syncBuffer
+	logs sink.Buffer
 	// minted are the ServiceAccount tokens the suite obtained; no output may contain one.
-	minted tokens
+	minted = support.NewSecrets()
 	// answers are the bodies and headers of every answer the endpoint gave.
-	answers syncBuffer
+	answers sink.Buffer
 	// specFailed is set by a failed spec, whose successors (Ordered) do not run.
 	specFailed bool
 )
 
 var _ = AfterEach(func() { specFailed = specFailed || CurrentSpecReport().Failed() })
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-type tokens struct {
-	mu     sync.Mutex
-	values []string
-}
-
-func (t *tokens) add(v string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.values = append(t.values, v)
-}
-
-func (t *tokens) all() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]string(nil), t.values...)
-}
 
 func TestHealthAPI(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -107,29 +67,13 @@ var _ = BeforeSuite(func() {
 	// V(4): denials are logged at V(1), and every level must be free of tokens.
 	logf.SetLogger(zap.New(zap.WriteTo(&logs), zap.Level(zapcore.Level(-4))))
 
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s")
-	}
-	Expect(filepath.Join(assets, "kube-apiserver")).To(BeAnExistingFile(),
-		"control-plane binaries missing: run hack/tools.sh (make test does)")
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
 	// envtest already runs the API server with RBAC authorization and service-account
 	// signing keys, which TokenRequest, TokenReview and SubjectAccessReview need; the spec
 	// "issues and reviews ServiceAccount tokens" proves it rather than assuming it.
-	cfg, err := testEnv.Start()
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { Expect(testEnv.Stop()).To(Succeed()) })
-
-	scheme := runtime.NewScheme()
-	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-	Expect(sessionsv1alpha1.AddToScheme(scheme)).To(Succeed())
-	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
-	Expect(err).NotTo(HaveOccurred())
+	cp := support.StartControlPlane(support.ControlPlaneOptions{})
+	cfg := cp.Config
+	k8s = cp.Client
+	var err error
 	apiServer, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
 
@@ -142,7 +86,7 @@ var _ = BeforeSuite(func() {
 		BearerToken:     mintToken(operatorNamespace, "operator"),
 	}
 	mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
-		Scheme:                 scheme,
+		Scheme:                 k8s.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Leader election stays on: the endpoint must answer on a replica that is not (yet)
@@ -156,17 +100,7 @@ var _ = BeforeSuite(func() {
 	Expect(healthendpoint.Setup(mgr, healthendpoint.Options{BindAddress: addr})).To(Succeed())
 	endpoint = "https://" + addr
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	DeferCleanup(func() {
-		cancel()
-		<-done
-	})
+	DeferCleanup(support.RunManager(mgr))
 })
 
 var _ = AfterSuite(func() {
@@ -174,18 +108,15 @@ var _ = AfterSuite(func() {
 		return
 	}
 	By("searching the operator's log and every answer for the tokens the suite minted")
-	Expect(minted.all()).NotTo(BeEmpty())
+	Expect(minted.Len()).NotTo(BeZero())
 	if !specFailed {
 		// The search covers real output: the denials the specs provoked are in the log.
 		Expect(logs.String()).To(ContainSubstring("Health endpoint caller forbidden"))
 		Expect(logs.String()).To(ContainSubstring("Health endpoint caller not authenticated"))
 		Expect(answers.String()).To(ContainSubstring(`"phase":"Active"`))
 	}
-	for _, tok := range minted.all() {
-		// Failure messages must not print the token either, so compare booleans.
-		Expect(bytes.Contains([]byte(logs.String()), []byte(tok))).To(BeFalse(), "a token is in the operator's log")
-		Expect(bytes.Contains([]byte(answers.String()), []byte(tok))).To(BeFalse(), "a token is in an answer")
-	}
+	minted.ExpectNoneIn(logs.String(), "the operator's log")
+	minted.ExpectNoneIn(answers.String(), "an answer")
 })
 
 func freeLoopbackAddr() string {
@@ -220,7 +151,7 @@ func mintToken(ns, name string) string {
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
 	Expect(k8s.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
 	Expect(tr.Status.Token).NotTo(BeEmpty())
-	minted.add(tr.Status.Token)
+	minted.Remember(tr.Status.Token)
 	return tr.Status.Token
 }
 
@@ -229,7 +160,7 @@ func mintToken(ns, name string) string {
 func bindGeneratedRole(ns, name string) {
 	GinkgoHelper()
 	ctx := context.Background()
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "role.yaml"))
+	data, err := os.ReadFile(support.RepoPath("config", "rbac", "role.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 	role := &rbacv1.ClusterRole{}
 	Expect(yaml.Unmarshal(data, role)).To(Succeed())
