@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +22,11 @@ const probeTimeout = 30 * time.Second
 // probes for all of them. TIDAL thus sees a bounded number of requests per client, not one
 // per session per retry. The state is in memory: a restarted operator learns it again from
 // one answer.
+//
+// A gate is keyed by the client id and a digest of the client secret (see gateKey), not by
+// the id alone: client ids are not secret, and a session in any namespace could otherwise
+// pause every other session of that client with a wrong secret. Sessions that share the
+// real credentials share the gate, which is what the pause is for.
 type clientGates struct {
 	mu    sync.Mutex
 	gates map[string]*clientGate
@@ -36,6 +42,13 @@ type clientGate struct {
 	failures int32
 }
 
+// gateKey is the key of the gate of creds' client: its id and a digest of its secret. The
+// digest stays in memory, like rejectedTokens'.
+func gateKey(creds tidal.Credentials) string {
+	d := tokenDigest(creds.ClientSecret)
+	return creds.ClientID + "/" + hex.EncodeToString(d[:])
+}
+
 // clientPaused is the error of a session whose client is paused. It wraps TIDAL's answer,
 // so the session's outcome is that of the answer; asked says whether this session's own
 // request got it, or whether it did not ask TIDAL at all.
@@ -47,11 +60,11 @@ type clientPaused struct {
 
 func (e *clientPaused) Error() string {
 	if e.asked {
-		return fmt.Sprintf("%v; every session of this TIDAL client waits until %s",
+		return fmt.Sprintf("%v; every session with these client credentials waits until %s",
 			e.cause, e.until.UTC().Format(time.RFC3339))
 	}
-	return fmt.Sprintf("not asked: another session of this TIDAL client got %v; every session "+
-		"of the client waits until %s", e.cause, e.until.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("not asked: another session with these client credentials got %v; every "+
+		"session with them waits until %s", e.cause, e.until.UTC().Format(time.RFC3339))
 }
 
 func (e *clientPaused) Unwrap() error { return e.cause }

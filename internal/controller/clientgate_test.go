@@ -117,3 +117,36 @@ func TestRejectedClientPausesAllItsSessions(t *testing.T) {
 		}
 	}
 }
+
+// A session with the right client id and a wrong secret gets invalid_client; it must not
+// pause the sessions that hold the real credentials: client ids are not secret.
+func TestWrongSecretPausesOnlyItsOwnSessions(t *testing.T) {
+	intruder := newSession()
+	intruder.Name, intruder.UID = "mallory", "uid-mallory"
+	intruder.Spec.CredentialsSecretRef.Name = "mallory-creds"
+	intruder.Spec.OutputSecret.Name = "mallory-token"
+	wrong := newCreds()
+	wrong.Name = "mallory-creds"
+	wrong.Data["client_secret"] = []byte("not-the-secret")
+	f := newFixture(t, newSession(), newCreds(), intruder, wrong)
+	f.tidal.onRefresh = func() {
+		f.tidal.err = nil
+		if f.tidal.got.ClientSecret != canarySecret {
+			f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.ClientInvalid, Code: "invalid_client", HTTPStatus: 401}
+		}
+	}
+	if _, err := f.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{
+		Namespace: testNamespace, Name: "mallory"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.session(t); s.Status.Phase != sessionsv1alpha1.PhaseActive || f.tidal.calls != 2 {
+		t.Errorf("alice: phase %s after %d requests; a wrong secret elsewhere must not pause her", s.Status.Phase, f.tidal.calls)
+	}
+	if gateKey(tidal.Credentials{ClientID: "c", ClientSecret: canarySecret}) == gateKey(tidal.Credentials{ClientID: "c"}) ||
+		strings.Contains(gateKey(tidal.Credentials{ClientID: "c", ClientSecret: canarySecret}), canarySecret) {
+		t.Error("gate keys do not tell secrets apart, or carry the secret")
+	}
+}

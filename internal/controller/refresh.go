@@ -114,7 +114,7 @@ type sessionInfo struct {
 // status and Events for the success. A failure at TIDAL is returned as a tidal.Error.
 func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *sessionsv1alpha1.TidalSession,
 	creds tidal.Credentials, existing *corev1.Secret) (ctrl.Result, error) {
-	if err := r.gates.admit(creds.ClientID, r.Clock.Now()); err != nil {
+	if err := r.gates.admit(gateKey(creds), r.Clock.Now()); err != nil {
 		r.markOutputExpired(ctx, existing)
 		return ctrl.Result{}, err
 	}
@@ -138,7 +138,7 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *s
 	if answered(err) {
 		session.Status.RefreshStartedAt = nil
 	}
-	err = r.gates.observe(creds.ClientID, err, r.Clock.Now(), r.RetryBase)
+	err = r.gates.observe(gateKey(creds), err, r.Clock.Now(), r.RetryBase)
 	if tidal.KindOf(err) == tidal.GrantInvalid {
 		r.rejected.remember(client.ObjectKeyFromObject(session), creds.RefreshToken)
 		if lost != nil {
