@@ -80,6 +80,9 @@ const (
 	ReasonCredentialsMissing = "CredentialsMissing"
 	// ReasonCredentialsInvalid: the credentials Secret holds a value that cannot be used.
 	ReasonCredentialsInvalid = "CredentialsInvalid"
+	// ReasonCredentialsInUse: the credentials Secret belongs to another TidalSession (see
+	// CredentialsClaimAnnotation); a refresh token serves one session.
+	ReasonCredentialsInUse = "CredentialsInUse"
 	// ReasonOutputSecretConflict: a Secret with the output name exists and the operator
 	// does not manage it; it is left untouched.
 	ReasonOutputSecretConflict = "OutputSecretConflict"
@@ -174,3 +177,11 @@ const LoginRequestAnnotation = "sessions.tidal-mcp.dev/login-requested-at"
 //	kubectl annotate tidalsession NAME --overwrite \
 //	  sessions.tidal-mcp.dev/approve-binding="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 const BindingApprovalAnnotation = "sessions.tidal-mcp.dev/approve-binding"
+
+// CredentialsClaimAnnotation on a credentials Secret holds the UID of the TidalSession that
+// uses it. The operator sets it on a session's first use of the Secret and refuses the Secret
+// to any other session while that one exists: otherwise anyone allowed to create a
+// TidalSession, though not to read Secrets, could point one at another session's credentials
+// and read the access tokens made from them in an output Secret of their own, or make both
+// sessions refresh with one rotating refresh token until TIDAL revokes the login.
+const CredentialsClaimAnnotation = "sessions.tidal-mcp.dev/claimed-by"

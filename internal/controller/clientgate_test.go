@@ -64,12 +64,16 @@ func TestClientGates(t *testing.T) {
 // invalid_client for 20 sessions of one client: TIDAL sees one request per pause, not one
 // per session per retry, and every session says why it waits.
 func TestRejectedClientPausesAllItsSessions(t *testing.T) {
-	objs := []client.Object{newCreds()}
+	var objs []client.Object
 	for i := range 20 {
 		s := newSession()
 		s.Name, s.UID = fmt.Sprintf("s%02d", i), types.UID(fmt.Sprintf("uid-s%02d", i))
 		s.Spec.OutputSecret.Name = s.Name + "-token"
-		objs = append(objs, s)
+		// Each session has credentials of its own: one Secret serves one session.
+		creds := newCreds()
+		creds.Name = s.Name + "-creds"
+		s.Spec.CredentialsSecretRef.Name = creds.Name
+		objs = append(objs, s, creds)
 	}
 	f := newFixture(t, objs...)
 	f.tidal.err = &tidal.Error{Op: "refresh token", Kind: tidal.ClientInvalid, Code: "invalid_client", HTTPStatus: 401}

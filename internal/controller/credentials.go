@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/sessionfile"
@@ -41,8 +42,57 @@ func (r *TidalSessionReconciler) loadCredentials(ctx context.Context, session *s
 	if err != nil {
 		return tidal.Credentials{}, "", fmt.Errorf("failed to get credentials Secret %s: %w", ref.Name, err)
 	}
+	if err := r.claimCredentials(ctx, session, secret); err != nil {
+		return tidal.Credentials{}, "", err
+	}
 	creds, err := credentialsFrom(secret, ref, r.RecheckInterval)
 	return creds, secret.ResourceVersion, err
+}
+
+// claimCredentials makes secret the credentials of session alone (see
+// CredentialsClaimAnnotation): it claims an unclaimed Secret, or one whose claiming session is
+// gone, and refuses one that another existing session claimed. A claim races another only
+// through the resourceVersion of the update: the loser's conflict is retried by the
+// controller, which then finds the winner's claim.
+func (r *TidalSessionReconciler) claimCredentials(ctx context.Context, session *sessionsv1alpha1.TidalSession, secret *corev1.Secret) error {
+	owner := secret.Annotations[sessionsv1alpha1.CredentialsClaimAnnotation]
+	if owner == string(session.UID) {
+		return nil
+	}
+	if owner != "" {
+		name, err := r.sessionWithUID(ctx, session.Namespace, types.UID(owner))
+		if err != nil {
+			return err
+		}
+		if name != "" {
+			return waitf(r.RecheckInterval, sessionsv1alpha1.PhaseError, sessionsv1alpha1.ReasonCredentialsInUse,
+				"credentials Secret %s belongs to TidalSession %s; a refresh token serves one session, so give "+
+					"this session a Secret of its own (a new login)", secret.Name, name)
+		}
+	}
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	secret.Annotations[sessionsv1alpha1.CredentialsClaimAnnotation] = string(session.UID)
+	if err := r.Update(ctx, secret); err != nil {
+		return fmt.Errorf("failed to claim credentials Secret %s: %w", secret.Name, err)
+	}
+	return nil
+}
+
+// sessionWithUID returns the name of the TidalSession of namespace with uid, or "" when there
+// is none.
+func (r *TidalSessionReconciler) sessionWithUID(ctx context.Context, namespace string, uid types.UID) (string, error) {
+	var list sessionsv1alpha1.TidalSessionList
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return "", fmt.Errorf("failed to list TidalSessions: %w", err)
+	}
+	for _, s := range list.Items {
+		if s.UID == uid {
+			return s.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // awaitNewCredentials keeps a session whose refresh token TIDAL rejected from asking TIDAL

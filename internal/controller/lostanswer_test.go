@@ -102,7 +102,7 @@ func TestRotatedTokenNotStoredThenRejected(t *testing.T) {
 	f.tidal.rotate = canaryRotated
 	f.r.Client = interceptor.NewClient(f.c.(client.WithWatch), interceptor.Funcs{
 		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			if _, ok := obj.(*corev1.Secret); ok {
+			if s, ok := obj.(*corev1.Secret); ok && string(s.Data["refresh_token"]) == canaryRotated {
 				return errors.New("the operator stopped")
 			}
 			return c.Update(ctx, obj, opts...)
