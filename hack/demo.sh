@@ -146,7 +146,10 @@ if [[ "${KEEP:-}" == 1 ]]; then
   # A foreground sleep would hold the traps off until it ends; wait returns at once.
   while :; do
     sleep 3600 &
+    # The sleep is a background job, which an interrupt does not reach: cleanup stops it.
+    pids+=($!)
     wait $!
+    unset 'pids[-1]'
   done
 fi
 echo
