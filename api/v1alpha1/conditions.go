@@ -69,7 +69,8 @@ const (
 	// ReasonHealthCheckFailed: the check failed for a reason that may pass (Healthy Unknown).
 	ReasonHealthCheckFailed = "HealthCheckFailed"
 	// ReasonIdentityChanged: another user, country or client is behind the session than at
-	// the check before (an Event reason only; status.health.lastIdentityChangeTime).
+	// the check before (a Warning Event; status.health.lastIdentityChangeTime; under a
+	// binding also Anomaly True, and in Enforce mode a quarantine).
 	ReasonIdentityChanged = "IdentityChanged"
 	// ReasonClientRejected: TIDAL rejected the client id or secret (invalid_client).
 	ReasonClientRejected = "ClientRejected"
@@ -145,6 +146,14 @@ const (
 	// ReasonRepeatedViolations: the operator's threshold of binding violations was reached
 	// within its window (Anomaly True; a Warning Event).
 	ReasonRepeatedViolations = "RepeatedViolations"
+	// ReasonRefreshTokenReused: TIDAL rejected a refresh token that it had issued to the
+	// operator in its last answer and that nobody changed since: someone else most likely
+	// used it first, or the grant was revoked (Ready False, phase ReauthRequired; Anomaly
+	// True under a binding; a Warning Event).
+	ReasonRefreshTokenReused = "RefreshTokenReused"
+	// ReasonTokenRequestRefused: the token endpoint refused a caller that asked for the
+	// session's access token (a Warning Event naming the caller, never its token).
+	ReasonTokenRequestRefused = "TokenRequestRefused"
 )
 
 // RefreshRequestAnnotation on a TidalSession asks for one immediate refresh. Its value is

@@ -40,11 +40,17 @@ const (
 	// SecurityIdentityChanged: a health check found another user, country or client behind a
 	// session.
 	SecurityIdentityChanged = "identity_changed"
+	// SecurityRefreshTokenReused: TIDAL rejected a refresh token it had issued to the
+	// operator and nobody else should have used (possible theft).
+	SecurityRefreshTokenReused = "refresh_token_reused"
+	// SecurityTokenRequestRefused: the token endpoint refused a caller.
+	SecurityTokenRequestRefused = "token_request_refused"
 )
 
 // SecurityEventTypes lists every value of the "type" label.
 var SecurityEventTypes = []string{SecurityConsumerMismatch, SecurityFingerprintChanged, SecurityQuarantined,
-	SecurityConsumerBurst, SecurityRepeatedViolations, SecurityIdentityChanged}
+	SecurityConsumerBurst, SecurityRepeatedViolations, SecurityIdentityChanged, SecurityRefreshTokenReused,
+	SecurityTokenRequestRefused}
 
 var (
 	// SecurityEvents counts security events by type; alerts fire on its increase. Each type's
