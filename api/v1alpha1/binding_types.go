@@ -173,6 +173,12 @@ type BindingStatus struct {
 	// +optional
 	QuarantinedAt *metav1.Time `json:"quarantinedAt,omitempty"`
 
+	// quarantineReason says what quarantined the session: a consumer that did not match, or
+	// an anomaly such as another identity behind the session.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	QuarantineReason string `json:"quarantineReason,omitempty"`
+
 	// lastApproval is the value of the approve-binding annotation the operator last handled.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64

@@ -282,6 +282,13 @@ type TidalSessionStatus struct {
 	// +optional
 	CredentialsVersion string `json:"credentialsVersion,omitempty"`
 
+	// issuedTokenVersion is the resourceVersion the credentials Secret got when the operator
+	// last stored a refresh token TIDAL issued to it (rotated in a refresh, or from a device
+	// login). While the Secret keeps that version only the operator should hold its refresh
+	// token, so TIDAL rejecting it is reported as RefreshTokenReused, a possible theft.
+	// +optional
+	IssuedTokenVersion string `json:"issuedTokenVersion,omitempty"`
+
 	// outputSecretName is the output Secret the operator last wrote.
 	// +optional
 	OutputSecretName string `json:"outputSecretName,omitempty"`

@@ -38,6 +38,8 @@ const (
 	maxTimes     = 32
 	// maxListed bounds how many consumers a condition message names.
 	maxListed = 5
+	// maxQuarantineReason is status.binding.quarantineReason's bound in the CRD.
+	maxQuarantineReason = 1024
 )
 
 // AnomalyRules are the thresholds of the anomaly rules; a zero field takes its default.
@@ -111,18 +113,50 @@ func (r *TidalSessionReconciler) bindingStep(ctx context.Context, session *sessi
 	if !d.quarantined {
 		return nil
 	}
+	return r.enforceQuarantine(ctx, session, existing)
+}
 
+// quarantined says whether status.binding records a quarantine.
+func quarantined(session *sessionsv1alpha1.TidalSession) bool {
+	return session.Status.Binding != nil && session.Status.Binding.QuarantinedAt != nil
+}
+
+// enforceQuarantine withholds the token of a quarantined session: the access token removed
+// from the output Secret (existing), and a terminal error that keeps the session from
+// refreshing. Terminal: only a person's approval, a change of spec.binding or a change of
+// consumers (all of which trigger a reconcile) can change the verdict.
+func (r *TidalSessionReconciler) enforceQuarantine(ctx context.Context, session *sessionsv1alpha1.TidalSession,
+	existing *corev1.Secret) error {
 	if err := r.quarantineOutput(ctx, existing); err != nil {
 		return err
 	}
 	// The Secret holds no token, so status must not promise one (nor metrics, which read it).
 	session.Status.AccessTokenExpiresAt, session.Status.NextRefreshTime = nil, nil
-	// Terminal: only a person's approval, a change of spec.binding or a change of consumers
-	// (all of which trigger a reconcile) can change the verdict.
+	st := session.Status.Binding
 	return terminalf(sessionsv1alpha1.PhaseQuarantined, sessionsv1alpha1.ReasonQuarantined,
 		"Quarantined since %s: %s. The output Secret holds no access token and is not refreshed until a "+
 			"person approves the current consumers with the %s annotation",
-		d.status.QuarantinedAt.UTC().Format(time.RFC3339), d.bound.Message, sessionsv1alpha1.BindingApprovalAnnotation)
+		st.QuarantinedAt.UTC().Format(time.RFC3339), st.QuarantineReason, sessionsv1alpha1.BindingApprovalAnnotation)
+}
+
+// raiseAnomaly records an anomaly that a refresh or a health check found, under a binding: the
+// Anomaly condition turns True until a person approves, and when quarantine is set and the
+// mode is Enforce, the session is quarantined (the caller then calls enforceQuarantine).
+// Counting the security event and the Event are the caller's, which knows what it found.
+func (r *TidalSessionReconciler) raiseAnomaly(session *sessionsv1alpha1.TidalSession, reason, msg string, quarantine bool) {
+	policy, st := session.Spec.Binding, session.Status.Binding
+	if policy == nil || st == nil {
+		return
+	}
+	now := r.Clock.Now()
+	setCondition(session, sessionsv1alpha1.ConditionAnomaly,
+		metav1.Condition{Status: metav1.ConditionTrue, Reason: reason, Message: msg}, now)
+	if !quarantine || policy.Mode != sessionsv1alpha1.BindingEnforce || st.QuarantinedAt != nil {
+		return
+	}
+	st.QuarantinedAt = timePtr(truncate(now))
+	st.QuarantineReason = cutUTF8(msg, maxQuarantineReason)
+	metrics.SecurityEvents.WithLabelValues(metrics.SecurityQuarantined).Inc()
 }
 
 // emitBindingEvents sends the decision's Events and counts its security events.
@@ -324,9 +358,10 @@ func decideBinding(in bindingInput) bindingDecision {
 
 	switch {
 	case in.mode != sessionsv1alpha1.BindingEnforce:
-		st.QuarantinedAt = nil
+		st.QuarantinedAt, st.QuarantineReason = nil, ""
 	case st.QuarantinedAt == nil && len(violating) > 0:
 		st.QuarantinedAt = &now
+		st.QuarantineReason = quarantineReason(violating)
 		evs = append(evs, bindingEvent{metric: metrics.SecurityQuarantined})
 	}
 
@@ -360,7 +395,7 @@ func approveConsumers(st sessionsv1alpha1.BindingStatus, consumers []consumer, n
 	approved := st
 	approved.Bound, approved.Violators = nil, nil
 	approved.NewConsumerTimes, approved.ViolationTimes = nil, nil
-	approved.QuarantinedAt = nil
+	approved.QuarantinedAt, approved.QuarantineReason = nil, ""
 	for _, c := range consumers {
 		if len(approved.Bound) == maxBound || boundIndex(approved.Bound, c.fp) >= 0 {
 			continue
@@ -372,6 +407,17 @@ func approveConsumers(st sessionsv1alpha1.BindingStatus, consumers []consumer, n
 		approved.Bound = append(approved.Bound, b)
 	}
 	return approved
+}
+
+// quarantineReason says which consumers quarantined a session.
+func quarantineReason(violating []violation) string {
+	first := violating[0]
+	msg := fmt.Sprintf("pod %s (%s, %s, fingerprint %s) does not match the binding", first.c.pod, first.typ,
+		first.c.id.Workload, first.c.fp)
+	if more := len(violating) - 1; more > 0 {
+		msg += fmt.Sprintf(", and %d more consumer(s)", more)
+	}
+	return cutUTF8(msg, maxQuarantineReason)
 }
 
 // violationEvent is the Warning Event and security event of a new violation. It names the pod

@@ -206,12 +206,13 @@ func printableASCII(v string) bool {
 // device login) into the credentials Secret. It runs before anything else is done with
 // TIDAL's answer: if the operator stopped after using the new token but before storing it,
 // the session would be lost. Conflicts are retried on a fresh read so the new token is never
-// dropped.
+// dropped. The Secret's new resourceVersion is recorded in status.issuedTokenVersion: while
+// the Secret keeps it, only the operator should hold the token (see reusedTokenError).
 func (r *TidalSessionReconciler) storeRefreshToken(ctx context.Context, session *sessionsv1alpha1.TidalSession, refreshToken string) error {
 	ref := session.Spec.CredentialsSecretRef
 	key := types.NamespacedName{Namespace: session.Namespace, Name: ref.Name}
+	secret := &corev1.Secret{}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		secret := &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, key, secret); err != nil {
 			return err
 		}
@@ -224,6 +225,7 @@ func (r *TidalSessionReconciler) storeRefreshToken(ctx context.Context, session 
 	if err != nil {
 		return fmt.Errorf("failed to store the new refresh token in Secret %s: %w", ref.Name, err)
 	}
+	session.Status.IssuedTokenVersion = secret.ResourceVersion
 	return nil
 }
 

@@ -69,6 +69,21 @@ func asLostAnswer(err error) (*lostAnswerError, bool) {
 	return l, errors.As(err, &l)
 }
 
+// reusedTokenError is TIDAL rejecting a refresh token that it had issued to the operator and
+// that nobody changed in the credentials Secret since (status.issuedTokenVersion): only the
+// operator should have held it, so someone else most likely used a copy first and TIDAL
+// rotated it away, or the grant was revoked. It is a tidal.Error of kind GrantInvalid
+// underneath.
+type reusedTokenError struct{ err error }
+
+func (e *reusedTokenError) Error() string { return e.err.Error() }
+func (e *reusedTokenError) Unwrap() error { return e.err }
+
+func asReusedToken(err error) (*reusedTokenError, bool) {
+	var u *reusedTokenError
+	return u, errors.As(err, &u)
+}
+
 func asSessionGone(err error) (*sessionGoneError, bool) {
 	var g *sessionGoneError
 	return g, errors.As(err, &g)

@@ -64,6 +64,10 @@ func (r *TidalSessionReconciler) healthStep(ctx context.Context, session *sessio
 	case verdictTokenRejected:
 		return next, true, nil
 	}
+	if quarantined(session) {
+		// The check found another identity behind the session (recordCheck).
+		return next, false, r.enforceQuarantine(ctx, session, existing)
+	}
 	_, next = healthDue(session.Status.Health, session.Spec.HealthCheck, now)
 	return next, false, nil
 }
@@ -147,9 +151,12 @@ func (r *TidalSessionReconciler) recordCheck(ctx context.Context, session *sessi
 		h.Result, h.LastHealthyTime = sessionsv1alpha1.HealthHealthy, at
 		if changes := identityChanges(session.Status, info); len(changes) > 0 {
 			h.LastIdentityChangeTime = at
+			msg := "TIDAL reports another identity behind the session than before: " + strings.Join(changes, ", ")
 			metrics.SecurityEvents.WithLabelValues(metrics.SecurityIdentityChanged).Inc()
-			r.event(session, corev1.EventTypeWarning, sessionsv1alpha1.ReasonIdentityChanged, "HealthCheck",
-				"TIDAL reports another identity behind the session than before: "+strings.Join(changes, ", "))
+			r.event(session, corev1.EventTypeWarning, sessionsv1alpha1.ReasonIdentityChanged, "HealthCheck", msg)
+			// The token may now serve someone else's account: in Enforce mode nobody gets it
+			// until a person has looked.
+			r.raiseAnomaly(session, sessionsv1alpha1.ReasonIdentityChanged, msg, true)
 			logf.FromContext(ctx).Info("Session identity changed", "session", klog.KObj(session), "changes", changes)
 		}
 		adoptIdentity(session, info)
@@ -176,6 +183,7 @@ func (r *TidalSessionReconciler) recordCheck(ctx context.Context, session *sessi
 
 // identityChanges lists what differs between the identity the status knew and the one a
 // check found. Unknown values on either side are no change: /v2/users/me names no client.
+// Each change is an anomaly (raiseAnomaly); in binding mode Enforce it quarantines the session.
 func identityChanges(known sessionsv1alpha1.TidalSessionStatus, found sessionInfo) []string {
 	var out []string
 	for _, f := range []struct{ name, before, after string }{

@@ -51,15 +51,18 @@ const maxRequestValue = 64
 
 // requestKey is what status records of an annotation value: at most maxRequestValue bytes,
 // cut at a character boundary so that the API server stores exactly what was recorded.
-func requestKey(value string) string {
-	if len(value) <= maxRequestValue {
-		return value
+func requestKey(value string) string { return cutUTF8(value, maxRequestValue) }
+
+// cutUTF8 is s cut to at most n bytes at a character boundary.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	cut := maxRequestValue
-	for cut > 0 && !utf8.RuneStart(value[cut]) {
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return value[:cut]
+	return s[:cut]
 }
 
 // backoffRemaining says whether the session is backing off after failures at TIDAL, and
@@ -141,8 +144,14 @@ func (r *TidalSessionReconciler) refresh(ctx context.Context, session, stored *s
 	err = r.gates.observe(gateKey(creds), err, r.Clock.Now(), r.RetryBase)
 	if tidal.KindOf(err) == tidal.GrantInvalid {
 		r.rejected.remember(client.ObjectKeyFromObject(session), creds.RefreshToken)
-		if lost != nil {
+		switch {
+		case lost != nil:
 			err = &lostAnswerError{err: err, since: lost.Time}
+		case issuedTokenRejected(session.Status):
+			err = &reusedTokenError{err: err}
+			metrics.SecurityEvents.WithLabelValues(metrics.SecurityRefreshTokenReused).Inc()
+			r.raiseAnomaly(session, sessionsv1alpha1.ReasonRefreshTokenReused,
+				"TIDAL rejected the refresh token it had issued to the operator; someone else may have used it first", false)
 		}
 	} else if err == nil {
 		r.rejected.forget(client.ObjectKeyFromObject(session))
@@ -164,6 +173,10 @@ func (r *TidalSessionReconciler) useToken(ctx context.Context, session *sessions
 	// ones. It is best effort: the token is good whatever it answers.
 	info, checkErr := r.checkSession(ctx, session, tok.AccessToken)
 	r.recordCheck(ctx, session, info, checkErr, r.Clock.Now())
+	if quarantined(session) {
+		// The lookup found another identity behind the session: the new token is not written.
+		return ctrl.Result{}, r.enforceQuarantine(ctx, session, existing)
+	}
 	if session.Status.UserID == "" {
 		session.Status.UserID = tok.UserID
 	}
@@ -223,6 +236,13 @@ func (r *TidalSessionReconciler) markAwaitingAnswer(ctx context.Context, session
 	session.Status.RefreshStartedAt = started
 	stored.Status.RefreshStartedAt = started
 	return nil, nil
+}
+
+// issuedTokenRejected says whether the refresh token just rejected is one TIDAL issued to the
+// operator: the credentials Secret still has the version the operator gave it when it stored
+// that token. A token a person put there, or one changed since, is routine expiry.
+func issuedTokenRejected(st sessionsv1alpha1.TidalSessionStatus) bool {
+	return st.IssuedTokenVersion != "" && st.CredentialsVersion == st.IssuedTokenVersion
 }
 
 // answered says whether TIDAL's answer to a request arrived, whatever it said. A failure

@@ -55,29 +55,25 @@ func outcomeOf(err error, token tokenHealth, recheck time.Duration) outcome {
 		return outcome{phase: t.phase, ready: metav1.ConditionFalse, reason: t.reason, message: t.msg}
 	}
 	if gone, ok := asSessionGone(err); ok {
-		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
-			reason: sessionsv1alpha1.ReasonSessionGone, requeueAfter: recheck,
-			message: fmt.Sprintf("A health check found that TIDAL no longer knows the session or revoked its "+
-				"grant (%v). Log in again and put the new refresh token in the credentials Secret; the "+
-				"operator tries again when it changes", gone.err)}
+		return reauth(sessionsv1alpha1.ReasonSessionGone, recheck, "A health check found that TIDAL no longer "+
+			"knows the session or revoked its grant (%v). "+logInAgain, gone.err)
 	}
 	if lost, ok := asLostAnswer(err); ok {
-		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
-			reason: sessionsv1alpha1.ReasonRefreshTokenLost, requeueAfter: recheck,
-			message: fmt.Sprintf("TIDAL rejected the stored refresh token (%v) after the answer to a refresh "+
-				"asked at %s was lost, to an operator restart or a broken connection: TIDAL most likely "+
-				"rotated the refresh token in that answer. Log in again and put the new refresh token in the "+
-				"credentials Secret; the operator tries again when it changes", lost.err,
-				lost.since.UTC().Format(time.RFC3339))}
+		return reauth(sessionsv1alpha1.ReasonRefreshTokenLost, recheck, "TIDAL rejected the stored refresh token "+
+			"(%v) after the answer to a refresh asked at %s was lost, to an operator restart or a broken "+
+			"connection: TIDAL most likely rotated the refresh token in that answer. "+logInAgain,
+			lost.err, lost.since.UTC().Format(time.RFC3339))
+	}
+	if reused, ok := asReusedToken(err); ok {
+		return reauth(sessionsv1alpha1.ReasonRefreshTokenReused, recheck, "Possible theft: TIDAL rejected the "+
+			"refresh token it had issued to the operator (%v), and nobody changed the credentials Secret since. "+
+			"Someone else most likely used a copy first, or the grant was revoked. Find who can read the "+
+			"credentials and output Secrets, then: "+logInAgain, reused.err)
 	}
 	switch tidal.KindOf(err) {
 	case tidal.GrantInvalid:
-		// Looked at again after recheck, but TIDAL is asked only once the credentials Secret
-		// has changed (awaitNewCredentials).
-		return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse,
-			reason: sessionsv1alpha1.ReasonReauthRequired, requeueAfter: recheck,
-			message: fmt.Sprintf("TIDAL rejected the refresh token (%v). Log in again and put the new "+
-				"refresh token in the credentials Secret; the operator tries again when it changes", err)}
+		return reauth(sessionsv1alpha1.ReasonReauthRequired, recheck, "TIDAL rejected the refresh token (%v). "+
+			logInAgain, err)
 	case tidal.ClientInvalid:
 		return outcome{phase: sessionsv1alpha1.PhaseError, ready: metav1.ConditionFalse,
 			reason: sessionsv1alpha1.ReasonClientRejected, requeueAfter: recheck,
@@ -100,6 +96,18 @@ func outcomeOf(err error, token tokenHealth, recheck time.Duration) outcome {
 		o.message = fmt.Sprintf("The access token has expired and refreshing fails; retrying: %v", err)
 	}
 	return o
+}
+
+// logInAgain is what a person does for a session in ReauthRequired.
+const logInAgain = "Log in again and put the new refresh token in the credentials Secret; the operator tries " +
+	"again when it changes"
+
+// reauth is the outcome of a session that only a new login can help. It is looked at again
+// after recheck, but TIDAL is asked only once the credentials Secret has changed
+// (awaitNewCredentials).
+func reauth(reason string, recheck time.Duration, format string, args ...any) outcome {
+	return outcome{phase: sessionsv1alpha1.PhaseReauthRequired, ready: metav1.ConditionFalse, reason: reason,
+		requeueAfter: recheck, message: fmt.Sprintf(format, args...)}
 }
 
 // recordOutcome records a failed reconcile in the session's status, emits an Event when

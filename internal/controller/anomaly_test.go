@@ -1,0 +1,204 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
+	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
+	"github.com/tidal-mcp/tidal-session-operator/internal/tidal"
+)
+
+// anotherUser is what TIDAL answers once the session belongs to someone else.
+var anotherUser = &tidal.SessionInfo{SessionID: "sess-1", UserID: "2002", CountryCode: "NO", ClientID: "77"}
+
+// A check that finds another user behind the session raises an anomaly under a binding; in
+// Enforce mode it also quarantines the session until a person approves.
+func TestIdentityChangeAnomaly(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		binding        *sessionsv1alpha1.BindingPolicy
+		wantAnomaly    bool
+		wantQuarantine bool
+	}{
+		{"no binding", nil, false, false},
+		{"observe", &sessionsv1alpha1.BindingPolicy{Mode: sessionsv1alpha1.BindingObserve}, true, false},
+		{"enforce", &sessionsv1alpha1.BindingPolicy{Mode: sessionsv1alpha1.BindingEnforce}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession()
+			s.Spec.Binding = tc.binding
+			f := newFixture(t, s, newCreds())
+			f.mustReconcile(t)
+			f.drainEvents()
+			quarantines := securityCount(metrics.SecurityQuarantined)
+
+			f.tidal.identity = anotherUser
+			f.clock.Step(defaultHealthInterval)
+			res, err := f.reconcile(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = f.session(t)
+			anomaly := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionAnomaly)
+			switch {
+			case !tc.wantAnomaly && anomaly != nil:
+				t.Errorf("Anomaly condition %+v without a binding", anomaly)
+			case tc.wantAnomaly && (anomaly == nil || anomaly.Status != metav1.ConditionTrue ||
+				anomaly.Reason != sessionsv1alpha1.ReasonIdentityChanged || !strings.Contains(anomaly.Message, "user")):
+				t.Errorf("Anomaly %+v, want True with reason IdentityChanged naming the user", anomaly)
+			}
+			out := f.secret(t, "alice-token")
+			if !tc.wantQuarantine {
+				if s.Status.Phase != sessionsv1alpha1.PhaseActive || string(out.Data[sessionsv1alpha1.KeyAccessToken]) != canaryAccess {
+					t.Errorf("phase %s, token withheld: an identity change quarantines only in Enforce mode", s.Status.Phase)
+				}
+				return
+			}
+			if res.RequeueAfter != 0 || s.Status.Phase != sessionsv1alpha1.PhaseQuarantined ||
+				len(out.Data[sessionsv1alpha1.KeyAccessToken]) != 0 || s.Status.AccessTokenExpiresAt != nil {
+				t.Fatalf("phase %s, requeue %v, token present %t; want a quarantine", s.Status.Phase, res.RequeueAfter,
+					len(out.Data[sessionsv1alpha1.KeyAccessToken]) != 0)
+			}
+			ready := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady)
+			if ready.Reason != sessionsv1alpha1.ReasonQuarantined || !strings.Contains(ready.Message, "user") ||
+				!strings.Contains(s.Status.Binding.QuarantineReason, "another identity") {
+				t.Errorf("Ready %+v, quarantine reason %q: neither says why", ready, s.Status.Binding.QuarantineReason)
+			}
+			if securityCount(metrics.SecurityQuarantined)-quarantines != 1 {
+				t.Error("quarantine not counted")
+			}
+
+			// A later reconcile keeps the quarantine and its reason; no token is fetched.
+			calls := f.tidal.calls
+			f.clock.Step(2 * time.Hour)
+			f.mustReconcile(t)
+			s = f.session(t)
+			if f.tidal.calls != calls || s.Status.Phase != sessionsv1alpha1.PhaseQuarantined ||
+				!strings.Contains(readyMessage(s), "another identity") {
+				t.Errorf("after 2h: %d refreshes, phase %s, Ready %q", f.tidal.calls-calls, s.Status.Phase, readyMessage(s))
+			}
+
+			// A person who has looked approves: a fresh token, and the new identity is the known one.
+			s.Annotations = map[string]string{sessionsv1alpha1.BindingApprovalAnnotation: "2026-12-04T15:00:00Z"}
+			if err := f.c.Update(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			f.mustReconcile(t)
+			s = f.session(t)
+			if s.Status.Phase != sessionsv1alpha1.PhaseActive || f.tidal.calls != calls+1 || s.Status.UserID != "2002" ||
+				condition(s, sessionsv1alpha1.ConditionAnomaly).Status != metav1.ConditionFalse {
+				t.Errorf("after approval: phase %s, %d refreshes, user %s, Anomaly %+v", s.Status.Phase,
+					f.tidal.calls-calls, s.Status.UserID, condition(s, sessionsv1alpha1.ConditionAnomaly))
+			}
+			assertNoCanary(t, f, nil, f.drainEvents())
+		})
+	}
+}
+
+// The first token's own lookup already finds another identity: the token is never written.
+func TestIdentityChangeOnRefreshWithholdsTheNewToken(t *testing.T) {
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds())
+	f.mustReconcile(t)
+	f.tidal.identity = anotherUser
+	f.clock.Step(2 * time.Hour) // past expiry: the next reconcile refreshes
+	f.mustReconcile(t)
+	s := f.session(t)
+	out := f.secret(t, "alice-token")
+	if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined || len(out.Data[sessionsv1alpha1.KeyAccessToken]) != 0 ||
+		string(out.Data[sessionsv1alpha1.KeyTokenStatus]) != sessionsv1alpha1.TokenStatusQuarantined {
+		t.Errorf("phase %s, token_status %q: the new token of another identity was written", s.Status.Phase,
+			out.Data[sessionsv1alpha1.KeyTokenStatus])
+	}
+}
+
+// TIDAL rejects a refresh token it had issued to the operator and nobody changed since:
+// reported as possible theft, not as routine expiry.
+func TestRejectedIssuedTokenIsPossibleTheft(t *testing.T) {
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingObserve), newCreds())
+	f.tidal.rotate = canaryRotated
+	f.mustReconcile(t)
+	s := f.session(t)
+	if s.Status.IssuedTokenVersion == "" || s.Status.IssuedTokenVersion != f.secret(t, "alice-creds").ResourceVersion {
+		t.Fatalf("issuedTokenVersion %q, Secret at %q", s.Status.IssuedTokenVersion, f.secret(t, "alice-creds").ResourceVersion)
+	}
+	f.drainEvents()
+
+	reused := securityCount(metrics.SecurityRefreshTokenReused)
+	f.tidal.rotate = ""
+	f.tidal.err = errRejected
+	f.clock.Step(2 * time.Hour)
+	f.mustReconcile(t)
+	s = f.session(t)
+	ready := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady)
+	if s.Status.Phase != sessionsv1alpha1.PhaseReauthRequired || ready.Reason != sessionsv1alpha1.ReasonRefreshTokenReused ||
+		!strings.Contains(ready.Message, "Possible theft") {
+		t.Errorf("phase %s, Ready %+v; want ReauthRequired with RefreshTokenReused", s.Status.Phase, ready)
+	}
+	if a := condition(s, sessionsv1alpha1.ConditionAnomaly); a.Status != metav1.ConditionTrue ||
+		a.Reason != sessionsv1alpha1.ReasonRefreshTokenReused {
+		t.Errorf("Anomaly %+v", a)
+	}
+	if securityCount(metrics.SecurityRefreshTokenReused)-reused != 1 {
+		t.Error("refresh_token_reused not counted")
+	}
+	evs := f.drainEvents()
+	if !containsReason(evs, sessionsv1alpha1.ReasonRefreshTokenReused) {
+		t.Errorf("events %q lack RefreshTokenReused", evs)
+	}
+	assertNoCanary(t, f, nil, evs)
+}
+
+// A refresh token a person put in the Secret, rejected: routine, whatever was issued before.
+func TestRejectedTokenOfAPersonIsRoutine(t *testing.T) {
+	f := newFixture(t, newSession(), newCreds())
+	f.tidal.rotate = canaryRotated
+	f.mustReconcile(t)
+
+	creds := f.secret(t, "alice-creds")
+	creds.Data["refresh_token"] = []byte("a-token-from-a-new-login")
+	if err := f.c.Update(context.Background(), creds); err != nil {
+		t.Fatal(err)
+	}
+	reused := securityCount(metrics.SecurityRefreshTokenReused)
+	f.tidal.rotate = ""
+	f.tidal.err = errRejected
+	f.clock.Step(2 * time.Hour)
+	f.mustReconcile(t)
+	s := f.session(t)
+	if readyReason(s) != sessionsv1alpha1.ReasonReauthRequired || securityCount(metrics.SecurityRefreshTokenReused) != reused {
+		t.Errorf("Ready reason %s; a token a person stored is routine", readyReason(s))
+	}
+	if meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionAnomaly) != nil {
+		t.Error("Anomaly condition without a binding")
+	}
+}
+
+func TestIssuedTokenRejected(t *testing.T) {
+	for _, tc := range []struct {
+		issued, used string
+		want         bool
+	}{
+		{"", "", false},
+		{"", "7", false},
+		{"7", "7", true},
+		{"7", "9", false},
+	} {
+		st := sessionsv1alpha1.TidalSessionStatus{IssuedTokenVersion: tc.issued, CredentialsVersion: tc.used}
+		if got := issuedTokenRejected(st); got != tc.want {
+			t.Errorf("issued %q, used %q: %t, want %t", tc.issued, tc.used, got, tc.want)
+		}
+	}
+}
+
+func readyMessage(s *sessionsv1alpha1.TidalSession) string {
+	if c := meta.FindStatusCondition(s.Status.Conditions, sessionsv1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
+}
