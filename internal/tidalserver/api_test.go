@@ -151,3 +151,19 @@ func TestUsersMe(t *testing.T) {
 		t.Errorf("unknown token: %d %s", unknown.status, unknown.raw)
 	}
 }
+
+func TestSetCountryMovesTheAccount(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	rt := mustGrant(t, s, secretID)
+	token := accessToken(t, s, rt)
+	before := getBearer(t, s, "/v1/sessions", token).str("countryCode")
+	if err := s.SetCountry(rt, "DE"); err != nil {
+		t.Fatal(err)
+	}
+	if got := getBearer(t, s, "/v1/sessions", token).str("countryCode"); before == "DE" || got != "DE" {
+		t.Errorf("country %q before, %q after moving the account to DE", before, got)
+	}
+	if err := s.SetCountry("no-such-token", "DE"); err != ErrUnknownGrant {
+		t.Errorf("unknown token: %v, want ErrUnknownGrant", err)
+	}
+}

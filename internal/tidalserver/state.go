@@ -145,6 +145,20 @@ func (s *Server) RevokeGrant(refreshToken string) error {
 	return nil
 }
 
+// SetCountry moves the account behind a refresh token's grant to another country, as TIDAL
+// does when a subscriber moves: its sessions, token answers and /v2/users/me report the new
+// country from then on.
+func (s *Server) SetCountry(refreshToken, countryCode string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.refresh[refreshToken]
+	if rec == nil {
+		return ErrUnknownGrant
+	}
+	rec.grant.user.CountryCode = countryCode
+	return nil
+}
+
 // RevokeClient revokes a client id, as TIDAL does with leaked or retired ids: every
 // request of the client answers invalid_client from then on.
 func (s *Server) RevokeClient(clientID string) error {
