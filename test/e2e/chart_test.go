@@ -23,6 +23,8 @@ var alertNames = []string{
 	"TidalSessionQuarantined",
 	"TidalSessionBindingViolated",
 	"TidalSessionAnomaly",
+	"TidalSessionTokenTheftSuspected",
+	"TidalSessionTokenRequestRefused",
 	"TidalSessionNotReady",
 }
 
