@@ -235,15 +235,14 @@ func (r *TidalSessionReconciler) listConsumers(ctx context.Context, session *ses
 		client.MatchingFields{podSecretsIndex: session.Spec.OutputSecret.Name}); err != nil {
 		return nil, fmt.Errorf("failed to list the pods that reference output Secret %s: %w", session.Spec.OutputSecret.Name, err)
 	}
-	lookup := r.ownerLookup(ctx, session.Namespace)
+	lookup := ownerLookup(ctx, r.APIReader, session.Namespace)
 	var out []consumer
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		id, err := fingerprint.Resolve(fingerprint.Pod{Namespace: pod.Namespace, Name: pod.Name,
-			ServiceAccount: serviceAccountOf(pod), Owners: pod.OwnerReferences}, lookup)
+		c, err := consumerOf(pod, lookup)
 		if errors.Is(err, fingerprint.ErrOwnerGone) {
 			logf.FromContext(ctx).V(1).Info("Skipping a consumer whose owner is gone", "pod", klog.KObj(pod))
 			continue
@@ -251,16 +250,28 @@ func (r *TidalSessionReconciler) listConsumers(ctx context.Context, session *ses
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, consumer{pod: pod.Name, labels: pod.Labels, id: id, fp: id.Fingerprint()})
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].pod < out[j].pod })
 	return out, nil
 }
 
-// ownerLookup reads the owner references of ReplicaSets and Jobs in namespace, as metadata
-// only and without the cache (see the RBAC markers above). Answers are kept for the one
-// reconcile it serves: the pods of one ReplicaSet share it.
-func (r *TidalSessionReconciler) ownerLookup(ctx context.Context, namespace string) fingerprint.OwnerLookup {
+// consumerOf is pod as a consumer, fingerprinted with lookup. A pod whose ReplicaSet or Job is
+// gone gets an error for which errors.Is(err, fingerprint.ErrOwnerGone) holds.
+func consumerOf(pod *corev1.Pod, lookup fingerprint.OwnerLookup) (consumer, error) {
+	id, err := fingerprint.Resolve(fingerprint.Pod{Namespace: pod.Namespace, Name: pod.Name,
+		ServiceAccount: serviceAccountOf(pod), Owners: pod.OwnerReferences}, lookup)
+	if err != nil {
+		return consumer{}, err
+	}
+	return consumer{pod: pod.Name, labels: pod.Labels, id: id, fp: id.Fingerprint()}, nil
+}
+
+// ownerLookup reads the owner references of ReplicaSets and Jobs in namespace with reader, as
+// metadata only; reader is an uncached API reader (see the RBAC markers above). Answers are
+// kept for as long as the lookup lives, one reconcile or one token request: the pods of one
+// ReplicaSet share it.
+func ownerLookup(ctx context.Context, reader client.Reader, namespace string) fingerprint.OwnerLookup {
 	seen := map[string][]metav1.OwnerReference{}
 	return func(group, kind, name string) ([]metav1.OwnerReference, error) {
 		key := group + "/" + kind + "/" + name
@@ -273,7 +284,7 @@ func (r *TidalSessionReconciler) ownerLookup(ctx context.Context, namespace stri
 		}
 		obj := &metav1.PartialObjectMetadata{}
 		obj.SetGroupVersionKind(gvk)
-		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
+		err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
 		if apierrors.IsNotFound(err) {
 			return nil, fingerprint.ErrOwnerGone
 		}
