@@ -39,6 +39,7 @@ type options struct {
 	metricsSecure        bool
 	healthAPIAddr        string
 	healthAPICertDir     string
+	tokenAudience        string
 	probeAddr            string
 	leaderElect          bool
 	leaderElectNamespace string
@@ -66,6 +67,9 @@ func main() {
 		"Address of the per-session health endpoint (HTTPS, TokenReview and SubjectAccessReview), e.g. \":8444\"; \"0\" disables it.")
 	flag.StringVar(&o.healthAPICertDir, "health-api-cert-dir", "",
 		"Directory with tls.crt and tls.key for the health endpoint; empty means a self-signed certificate.")
+	flag.StringVar(&o.tokenAudience, "token-endpoint-audience", "",
+		"Serve each session's access token at /sessions/<namespace>/<name>/token on the health endpoint, to pods bound to "+
+			"the session that present a ServiceAccount token of this audience; empty disables it. Needs --health-api-bind-address.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the health probes.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true,
 		"Elect a leader so that only one replica refreshes at a time.")
@@ -102,6 +106,9 @@ func run(o options) error {
 	}
 
 	if err := validateAnomaly(o.anomaly); err != nil {
+		return err
+	}
+	if err := validateTokenEndpoint(o); err != nil {
 		return err
 	}
 
@@ -144,9 +151,10 @@ func run(o options) error {
 	if err := metrics.RegisterSessionCollector(mgr.GetClient()); err != nil {
 		return fmt.Errorf("failed to register session metrics: %w", err)
 	}
-	if o.healthAPIAddr != "0" && o.healthAPIAddr != "" {
+	if healthAPIOn(o) {
 		if err := healthapi.Setup(mgr, healthapi.Options{BindAddress: o.healthAPIAddr,
-			CertDir: o.healthAPICertDir, Namespaces: splitList(o.watchNamespaces)}); err != nil {
+			CertDir: o.healthAPICertDir, Namespaces: splitList(o.watchNamespaces),
+			TokenAudience: o.tokenAudience}); err != nil {
 			return fmt.Errorf("failed to set up the health endpoint: %w", err)
 		}
 	}
@@ -196,6 +204,20 @@ func validateAnomaly(a controller.AnomalyRules) error {
 	}
 	if a.BurstWindow <= 0 || a.ViolationWindow <= 0 {
 		return fmt.Errorf("--anomaly-new-consumers-window and --anomaly-violations-window must be positive")
+	}
+	return nil
+}
+
+func healthAPIOn(o options) bool {
+	return o.healthAPIAddr != "0" && o.healthAPIAddr != ""
+}
+
+// validateTokenEndpoint rejects a token audience without the health endpoint that would serve
+// it, instead of starting an operator whose owner believes pods can fetch their tokens.
+func validateTokenEndpoint(o options) error {
+	if o.tokenAudience != "" && !healthAPIOn(o) {
+		return fmt.Errorf("--token-endpoint-audience needs the health endpoint, which serves it: " +
+			"set --health-api-bind-address (e.g. \":8444\") or leave --token-endpoint-audience empty")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -51,14 +52,10 @@ type AuthorizeFunc func(ctx context.Context, u authenticationv1.UserInfo, sessio
 type Access struct {
 	authenticate AuthenticateFunc
 	authorize    AuthorizeFunc
-	ttl          time.Duration
-	decisions    *cache.LRUExpireCache
-	// hmacKey keys the cache: it holds a keyed hash of each token, never the token, and
-	// the key is random per process, so a memory dump does not let anyone test guesses.
-	hmacKey []byte
+	answers      *answerCache
 }
 
-// AccessOptions configure NewAccess. Zero values take the defaults.
+// AccessOptions configure NewAccess and NewPodTokens. Zero values take the defaults.
 type AccessOptions struct {
 	// TTL is how long an answer is reused, allowed or not: 10 s by default. A revoked
 	// RoleBinding or a deleted ServiceAccount stops working within this time.
@@ -75,8 +72,16 @@ const (
 	defaultMaxEntries  = 4096
 )
 
-// NewAccess returns an Access that asks authenticate and authorize on a cache miss.
-func NewAccess(authenticate AuthenticateFunc, authorize AuthorizeFunc, opts AccessOptions) (*Access, error) {
+// answerCache remembers answers about bearer tokens for a short time. It holds a keyed hash
+// of each token, never the token, and the key is random per process, so a memory dump does
+// not let anyone test guesses.
+type answerCache struct {
+	ttl     time.Duration
+	answers *cache.LRUExpireCache
+	hmacKey []byte
+}
+
+func newAnswerCache(opts AccessOptions) (*answerCache, error) {
 	if opts.TTL <= 0 {
 		opts.TTL = defaultDecisionTTL
 	}
@@ -90,13 +95,32 @@ func NewAccess(authenticate AuthenticateFunc, authorize AuthorizeFunc, opts Acce
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("failed to generate cache key: %w", err)
 	}
-	return &Access{
-		authenticate: authenticate,
-		authorize:    authorize,
-		ttl:          opts.TTL,
-		decisions:    cache.NewLRUExpireCacheWithClock(opts.MaxEntries, opts.Clock),
-		hmacKey:      key,
-	}, nil
+	return &answerCache{ttl: opts.TTL, answers: cache.NewLRUExpireCacheWithClock(opts.MaxEntries, opts.Clock),
+		hmacKey: key}, nil
+}
+
+// key binds an answer to the token and to scope, what the answer is about: an answer about
+// one scope tells nothing about another.
+func (c *answerCache) key(token, scope string) string {
+	mac := hmac.New(sha256.New, c.hmacKey)
+	mac.Write([]byte(token))
+	return hex.EncodeToString(mac.Sum(nil)) + "/" + scope
+}
+
+func (c *answerCache) get(key string) (any, bool) { return c.answers.Get(key) }
+
+func (c *answerCache) add(key string, answer any) { c.answers.Add(key, answer, c.ttl) }
+
+// entries is the number of answers the cache holds, for tests of its bound.
+func (c *answerCache) entries() int { return len(c.answers.Keys()) }
+
+// NewAccess returns an Access that asks authenticate and authorize on a cache miss.
+func NewAccess(authenticate AuthenticateFunc, authorize AuthorizeFunc, opts AccessOptions) (*Access, error) {
+	answers, err := newAnswerCache(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Access{authenticate: authenticate, authorize: authorize, answers: answers}, nil
 }
 
 // verdict is a cached answer. user is the caller's name, for the 403 message and the log;
@@ -110,7 +134,7 @@ type verdict struct {
 // name when the token was accepted. Errors (the API server unreachable) are not cached.
 func (a *Access) Check(ctx context.Context, token string, session types.NamespacedName) (Decision, string, error) {
 	key := a.cacheKey(token, session)
-	if v, ok := a.decisions.Get(key); ok {
+	if v, ok := a.answers.get(key); ok {
 		cached := v.(verdict)
 		return cached.decision, cached.user, nil
 	}
@@ -119,7 +143,7 @@ func (a *Access) Check(ctx context.Context, token string, session types.Namespac
 	if err != nil {
 		return Unauthenticated, "", err
 	}
-	a.decisions.Add(key, v, a.ttl)
+	a.answers.add(key, v)
 	return v.decision, v.user, nil
 }
 
@@ -145,33 +169,35 @@ func (a *Access) review(ctx context.Context, token string, session types.Namespa
 // cacheKey binds the answer to the token and to the session: a token allowed for one
 // session learns nothing about another from the cache.
 func (a *Access) cacheKey(token string, session types.NamespacedName) string {
-	mac := hmac.New(sha256.New, a.hmacKey)
-	mac.Write([]byte(token))
-	return hex.EncodeToString(mac.Sum(nil)) + "/" + session.Namespace + "/" + session.Name
+	return a.answers.key(token, session.Namespace+"/"+session.Name)
 }
-
-// entries is the number of answers the cache holds, for tests of its bound.
-func (a *Access) entries() int { return len(a.decisions.Keys()) }
 
 // reviewTimeout bounds one TokenReview or SubjectAccessReview, so that callers queued behind
 // the client's rate limit give up instead of piling up.
 const reviewTimeout = 5 * time.Second
 
-// TokenReviewer returns an AuthenticateFunc that creates a TokenReview with c. The review
-// names no audience, so the API server accepts the tokens it would accept itself, such as
-// a pod's projected ServiceAccount token.
-func TokenReviewer(c client.Client) AuthenticateFunc {
+// TokenReviewer returns an AuthenticateFunc that creates a TokenReview with c. Without
+// audiences the review names none, so the API server accepts the tokens it would accept
+// itself, such as a pod's projected ServiceAccount token. With audiences, a token is accepted
+// only when it was issued for one of them and the API server says so in the review's status:
+// a token meant for the API server, or for another service, is refused.
+func TokenReviewer(c client.Client, audiences ...string) AuthenticateFunc {
 	return func(ctx context.Context, token string) (authenticationv1.UserInfo, bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
 		defer cancel()
-		review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
+		review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token,
+			Audiences: audiences}}
 		if err := c.Create(ctx, review); err != nil {
 			// The API server's error names the review, not the token it carried.
 			return authenticationv1.UserInfo{}, false, err
 		}
 		// Status.Error says why a token was rejected; it is left out of the answer because
 		// it helps only someone probing with forged tokens.
-		return review.Status.User, review.Status.Authenticated, nil
+		ok := review.Status.Authenticated &&
+			(len(audiences) == 0 || slices.ContainsFunc(review.Status.Audiences, func(a string) bool {
+				return slices.Contains(audiences, a)
+			}))
+		return review.Status.User, ok, nil
 	}
 }
 

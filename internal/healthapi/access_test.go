@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
 var (
@@ -110,11 +114,11 @@ func TestAccessCacheIsBounded(t *testing.T) {
 	mustCheck(t, a, tokenReader, alice, Allowed)
 	for i := range 100 {
 		mustCheck(t, a, fmt.Sprintf("forged-%d", i), alice, Unauthenticated)
-		if n := a.entries(); n > 8 {
+		if n := a.answers.entries(); n > 8 {
 			t.Fatalf("cache holds %d answers, bound 8", n)
 		}
 	}
-	if n := a.entries(); n != 8 {
+	if n := a.answers.entries(); n != 8 {
 		t.Fatalf("cache holds %d answers, want 8", n)
 	}
 
@@ -135,7 +139,7 @@ func TestAccessCacheHoldsNoToken(t *testing.T) {
 	a := newTestAccess(t, f, AccessOptions{})
 	mustCheck(t, a, tokenReader, alice, Allowed)
 	mustCheck(t, a, tokenOutsider, alice, Forbidden)
-	for _, k := range a.decisions.Keys() {
+	for _, k := range a.answers.answers.Keys() {
 		for _, tok := range allTokens {
 			if strings.Contains(fmt.Sprint(k), tok) {
 				t.Errorf("cache key holds a token")
@@ -145,5 +149,38 @@ func TestAccessCacheHoldsNoToken(t *testing.T) {
 	other := newTestAccess(t, f, AccessOptions{})
 	if a.cacheKey(tokenReader, alice) == other.cacheKey(tokenReader, alice) {
 		t.Error("two processes hash a token the same way: the hash key is not random")
+	}
+}
+
+// With an audience, TokenReviewer asks for it and accepts a token only when the API server
+// says the token was issued for it: a review that authenticates without confirming the
+// audience (an API server that ignores spec.audiences) is refused.
+func TestTokenReviewerRequiresTheAudience(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		authenticated bool
+		audiences     []string
+		want          bool
+	}{
+		{name: "issued for the audience", authenticated: true, audiences: []string{"api", "tidal"}, want: true},
+		{name: "audience not confirmed", authenticated: true},
+		{name: "another audience", authenticated: true, audiences: []string{"api"}},
+		{name: "not authenticated", audiences: []string{"tidal"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked []string
+			c := fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+				Create: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
+					review := obj.(*authenticationv1.TokenReview)
+					asked = review.Spec.Audiences
+					review.Status = authenticationv1.TokenReviewStatus{Authenticated: tc.authenticated,
+						Audiences: tc.audiences, User: authenticationv1.UserInfo{Username: "u"}}
+					return nil
+				}}).Build()
+			_, ok, err := TokenReviewer(c, "tidal")(context.Background(), tokenReader)
+			if err != nil || ok != tc.want || !slices.Equal(asked, []string{"tidal"}) {
+				t.Errorf("accepted %v, %v, asked for %v; want %v", ok, err, asked, tc.want)
+			}
+		})
 	}
 }

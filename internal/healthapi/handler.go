@@ -2,6 +2,10 @@
 // that depend on it: phase, conditions, expiry and the last check against TIDAL, never a
 // token. A caller authenticates with its bearer token (TokenReview) and must be allowed to
 // get the TidalSession (SubjectAccessReview), the same permission `kubectl get` needs.
+//
+// With a token audience, the same server also serves a session's access token (TokenPath,
+// token.go), only to pods bound to the session that present a projected ServiceAccount token
+// of that audience.
 package healthapi
 
 import (
@@ -10,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -91,12 +96,18 @@ type Problem struct {
 	Message string `json:"message"`
 }
 
-// NewMux routes SessionPath to h and answers every other path with 404.
-func NewMux(h *Handler) *http.ServeMux {
+// NewMux routes SessionPath to h and, when token is not nil, TokenPath to token; it answers
+// every other path with 404, TokenPath too while the token endpoint is off.
+func NewMux(h *Handler, token *TokenHandler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle(SessionPath, h)
+	notFound := "not found: the only path is /sessions/<namespace>/<name>"
+	if token != nil {
+		mux.Handle(TokenPath, token)
+		notFound = "not found: the paths are /sessions/<namespace>/<name> and /sessions/<namespace>/<name>/token"
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeProblem(w, http.StatusNotFound, "not found: the only path is /sessions/<namespace>/<name>")
+		writeProblem(w, http.StatusNotFound, notFound)
 	})
 	return mux
 }
@@ -105,14 +116,8 @@ func NewMux(h *Handler) *http.ServeMux {
 // authorized before the session is looked up, so a caller who may not get a session cannot
 // learn whether it exists. ?ready=1 answers 503 unless Ready is True, for probes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed")
-		return
-	}
-	key := types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
-	if msg := validateKey(key); msg != "" {
-		writeProblem(w, http.StatusBadRequest, msg)
+	key, ok := sessionKey(w, r, http.MethodGet, http.MethodHead)
+	if !ok {
 		return
 	}
 	requireReady, err := readyParam(r)
@@ -125,7 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if !h.managed(key.Namespace) {
+	if !managed(h.Namespaces, key.Namespace) {
 		writeProblem(w, http.StatusNotFound, notFoundMessage(key))
 		return
 	}
@@ -153,7 +158,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, key types.NamespacedName) bool {
 	token, ok := bearerToken(r)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tidal-session-operator"`)
+		w.Header().Set("WWW-Authenticate", challengeNoToken)
 		writeProblem(w, http.StatusUnauthorized, "unauthorized: send a Kubernetes bearer token")
 		return false
 	}
@@ -173,22 +178,15 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, key types.N
 			user, sessionsv1alpha1.GroupVersion.Group, key.Name, key.Namespace))
 	default:
 		h.Log.V(1).Info("Health endpoint caller not authenticated", "session", klog.KRef(key.Namespace, key.Name))
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tidal-session-operator", error="invalid_token"`)
+		w.Header().Set("WWW-Authenticate", challengeInvalid)
 		writeProblem(w, http.StatusUnauthorized, "unauthorized: the token was not accepted")
 	}
 	return false
 }
 
-func (h *Handler) managed(namespace string) bool {
-	if len(h.Namespaces) == 0 {
-		return true
-	}
-	for _, n := range h.Namespaces {
-		if n == namespace {
-			return true
-		}
-	}
-	return false
+// managed says whether the operator manages namespace; no namespaces means all.
+func managed(namespaces []string, namespace string) bool {
+	return len(namespaces) == 0 || slices.Contains(namespaces, namespace)
 }
 
 // View is the health of s as the endpoint serves it.
@@ -223,6 +221,12 @@ func View(s *sessionsv1alpha1.TidalSession) SessionHealth {
 	return out
 }
 
+// Challenges of a 401 (RFC 6750): without a token, and with one that was not accepted.
+const (
+	challengeNoToken = `Bearer realm="tidal-session-operator"`
+	challengeInvalid = `Bearer realm="tidal-session-operator", error="invalid_token"`
+)
+
 // bearerToken is the token of an "Authorization: Bearer <token>" header. The scheme is
 // case-insensitive (RFC 7235); an empty token counts as none.
 func bearerToken(r *http.Request) (string, bool) {
@@ -232,6 +236,22 @@ func bearerToken(r *http.Request) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
+}
+
+// sessionKey is the session the path names. It answers the request itself, with 405 for a
+// method not in methods and 400 for a name no TidalSession can have, and then returns false.
+func sessionKey(w http.ResponseWriter, r *http.Request, methods ...string) (types.NamespacedName, bool) {
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed")
+		return types.NamespacedName{}, false
+	}
+	key := types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
+	if msg := validateKey(key); msg != "" {
+		writeProblem(w, http.StatusBadRequest, msg)
+		return types.NamespacedName{}, false
+	}
+	return key, true
 }
 
 // validateKey rejects names no TidalSession can have before anything is asked of the API

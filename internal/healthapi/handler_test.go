@@ -128,7 +128,7 @@ func newFixture(t *testing.T, namespaces ...string) *fixture {
 		t.Fatal(err)
 	}
 	log := funcr.New(func(prefix, args string) { f.logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 4})
-	f.mux = NewMux(&Handler{Sessions: c, Access: access, Namespaces: namespaces, Log: logr.Logger(log)})
+	f.mux = NewMux(&Handler{Sessions: c, Access: access, Namespaces: namespaces, Log: logr.Logger(log)}, nil)
 	return f
 }
 

@@ -29,6 +29,10 @@ type Options struct {
 	// Access decides who may read which session; nil means TokenReview and
 	// SubjectAccessReview through the manager's client with the default cache.
 	Access Checker
+	// TokenAudience turns the token endpoint (TokenPath) on: callers must present a
+	// ServiceAccount token issued for this audience and bound to their pod. Empty means off,
+	// and TokenPath answers 404 like any unknown path.
+	TokenAudience string
 }
 
 // Server serves the health endpoint over HTTPS. It is a manager.Runnable that runs on every
@@ -54,7 +58,27 @@ func Setup(mgr manager.Manager, opts Options) error {
 	}
 	log := mgr.GetLogger().WithName("health-api")
 	h := &Handler{Sessions: mgr.GetClient(), Access: opts.Access, Namespaces: opts.Namespaces, Log: log}
-	return mgr.Add(&Server{opts: opts, handler: NewMux(h), log: log})
+	token, err := newTokenHandler(mgr, opts, log)
+	if err != nil {
+		return err
+	}
+	return mgr.Add(&Server{opts: opts, handler: NewMux(h, token), log: log})
+}
+
+// newTokenHandler is the token endpoint of opts.TokenAudience, nil when it is off. It reads
+// through the manager's cache, which holds Pods (stripped) and the output Secrets, and emits
+// Events as the reconciler does.
+func newTokenHandler(mgr manager.Manager, opts Options, log logr.Logger) (*TokenHandler, error) {
+	if opts.TokenAudience == "" {
+		return nil, nil
+	}
+	tokens, err := NewPodTokens(TokenReviewer(mgr.GetClient(), opts.TokenAudience), AccessOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &TokenHandler{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: tokens,
+		Audience: opts.TokenAudience, Namespaces: opts.Namespaces,
+		Recorder: mgr.GetEventRecorder("tidal-session-operator"), Log: log.WithName("token")}, nil
 }
 
 // NewServer returns a Server of handler, for tests that have no manager.

@@ -36,6 +36,19 @@ type answer struct {
 // call GETs path with the token (none when empty) and records the answer for the leak search.
 func call(token, path string) answer {
 	GinkgoHelper()
+	a, header := get(token, path)
+	record(a, header)
+	return a
+}
+
+// record adds an answer to those the leak search reads.
+func record(a answer, header http.Header) {
+	fmt.Fprintf(&answers, "%d %v %s\n", a.code, header, a.body)
+}
+
+// get GETs path with the token (none when empty) and returns the answer and its headers.
+func get(token, path string) (answer, http.Header) {
+	GinkgoHelper()
 	req, err := http.NewRequest(http.MethodGet, endpoint+path, nil)
 	Expect(err).NotTo(HaveOccurred())
 	if token != "" {
@@ -46,7 +59,6 @@ func call(token, path string) answer {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	Expect(err).NotTo(HaveOccurred())
-	fmt.Fprintf(&answers, "%d %v %s\n", resp.StatusCode, resp.Header, body)
 
 	a := answer{code: resp.StatusCode, body: string(body)}
 	Expect(resp.Header.Get("Content-Type")).To(Equal("application/json"))
@@ -54,7 +66,7 @@ func call(token, path string) answer {
 	// Both decodes succeed on any JSON object; the spec reads the one it expects.
 	_ = json.Unmarshal(body, &a.health)
 	_ = json.Unmarshal(body, &a.problem)
-	return a
+	return a, resp.Header
 }
 
 // codeOf is call's status code, for Eventually.
@@ -62,18 +74,23 @@ func codeOf(token, path string) func() int {
 	return func() int { return call(token, path).code }
 }
 
-// createSession creates a TidalSession and writes its status through the status
-// subresource, as the reconciler would; no reconciler runs in this suite.
-func createSession(ns, name string, ready bool) {
-	GinkgoHelper()
-	ctx := context.Background()
-	s := &sessionsv1alpha1.TidalSession{
+// newSession is a TidalSession ns/name whose output Secret is <name>-token.
+func newSession(ns, name string) *sessionsv1alpha1.TidalSession {
+	return &sessionsv1alpha1.TidalSession{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: sessionsv1alpha1.TidalSessionSpec{
 			CredentialsSecretRef: sessionsv1alpha1.CredentialsSecretReference{Name: name + "-credentials"},
 			OutputSecret:         sessionsv1alpha1.OutputSecretSpec{Name: name + "-token"},
 		},
 	}
+}
+
+// createSession creates a TidalSession and writes its status through the status
+// subresource, as the reconciler would; no reconciler runs in this suite.
+func createSession(ns, name string, ready bool) {
+	GinkgoHelper()
+	ctx := context.Background()
+	s := newSession(ns, name)
 	Expect(k8s.Create(ctx, s)).To(Succeed())
 
 	now := metav1.NewTime(time.Now().UTC().Truncate(time.Second))

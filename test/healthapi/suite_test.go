@@ -1,8 +1,9 @@
-// Package healthapi runs the operator's health endpoint against a real kube-apiserver
-// (envtest, binaries built by hack/tools.sh): the API server issues the callers'
-// ServiceAccount tokens, answers the endpoint's TokenReviews and SubjectAccessReviews with
-// RBAC, and the endpoint itself runs under a ServiceAccount bound to the operator's generated
-// ClusterRole, so a rule missing from config/rbac/role.yaml fails here.
+// Package healthapi runs the operator's health endpoint, token endpoint included, against a
+// real kube-apiserver (envtest, binaries built by hack/tools.sh): the API server issues the
+// callers' ServiceAccount tokens, pod-bound and audience-bound ones too, answers the
+// endpoint's TokenReviews and SubjectAccessReviews with RBAC, and the endpoint itself runs
+// under a ServiceAccount bound to the operator's generated ClusterRole, with the operator's
+// cache, so a rule missing from config/rbac/role.yaml fails here.
 package healthapi
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,13 +33,18 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
 	healthendpoint "github.com/tidal-mcp/tidal-session-operator/internal/healthapi"
 	"github.com/tidal-mcp/tidal-session-operator/test/support"
 	"github.com/tidal-mcp/tidal-session-operator/test/support/sink"
 )
 
-// operatorNamespace holds the ServiceAccount the endpoint runs as.
-const operatorNamespace = "tso-system"
+const (
+	// operatorNamespace holds the ServiceAccount the endpoint runs as.
+	operatorNamespace = "tso-system"
+	// tokenAudience is the audience the token endpoint requires, the chart's default.
+	tokenAudience = "tidal-session-operator"
+)
 
 var (
 	// k8s is the control plane's admin.
@@ -50,8 +57,14 @@ var (
 	logs sink.Buffer
 	// minted are the ServiceAccount tokens the suite obtained; no output may contain one.
 	minted = support.NewSecrets()
-	// answers are the bodies and headers of every answer the endpoint gave.
+	// accessTokens are the sessions' access tokens, which only the token endpoint's 200
+	// answers may contain.
+	accessTokens = support.NewSecrets()
+	// answers are the bodies and headers of every answer the endpoint gave, but the token
+	// endpoint's 200s.
 	answers sink.Buffer
+	// saSigningKey is the file with the key the API server signs ServiceAccount tokens with.
+	saSigningKey string
 	// specFailed is set by a failed spec, whose successors (Ordered) do not run.
 	specFailed bool
 )
@@ -73,6 +86,10 @@ var _ = BeforeSuite(func() {
 	cp := support.StartControlPlane(support.ControlPlaneOptions{})
 	cfg := cp.Config
 	k8s = cp.Client
+	// envtest generates the signing key into the API server's certificate directory, under
+	// this name (controller-runtime's controlplane package); a token signed with it is one
+	// the API server issued, as far as it can tell.
+	saSigningKey = filepath.Join(cp.Env.ControlPlane.APIServer.CertDir, "sa-signer.key")
 	var err error
 	apiServer, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
@@ -86,7 +103,10 @@ var _ = BeforeSuite(func() {
 		BearerToken:     mintToken(operatorNamespace, "operator"),
 	}
 	mgr, err := ctrl.NewManager(operatorCfg, ctrl.Options{
-		Scheme:                 k8s.Scheme(),
+		Scheme: k8s.Scheme(),
+		// The operator's cache: Pods stripped, only managed Secrets. The token endpoint reads
+		// both from it.
+		Cache:                  controller.CacheOptions(nil),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Leader election stays on: the endpoint must answer on a replica that is not (yet)
@@ -97,7 +117,7 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	addr := freeLoopbackAddr()
-	Expect(healthendpoint.Setup(mgr, healthendpoint.Options{BindAddress: addr})).To(Succeed())
+	Expect(healthendpoint.Setup(mgr, healthendpoint.Options{BindAddress: addr, TokenAudience: tokenAudience})).To(Succeed())
 	endpoint = "https://" + addr
 
 	DeferCleanup(support.RunManager(mgr))
@@ -107,16 +127,25 @@ var _ = AfterSuite(func() {
 	if k8s == nil {
 		return
 	}
-	By("searching the operator's log and every answer for the tokens the suite minted")
+	By("searching the operator's log, every answer, the Events and status for the tokens the suite minted, " +
+		"and all of them but the token endpoint's 200s for the sessions' access tokens")
 	Expect(minted.Len()).NotTo(BeZero())
+	Expect(accessTokens.Len()).NotTo(BeZero())
+	eventsAndStatus, events := support.EventsAndStatus(context.Background(), k8s)
 	if !specFailed {
 		// The search covers real output: the denials the specs provoked are in the log.
 		Expect(logs.String()).To(ContainSubstring("Health endpoint caller forbidden"))
 		Expect(logs.String()).To(ContainSubstring("Health endpoint caller not authenticated"))
+		Expect(logs.String()).To(ContainSubstring("Token request refused"))
 		Expect(answers.String()).To(ContainSubstring(`"phase":"Active"`))
+		Expect(answers.String()).To(ContainSubstring(`"code":403`))
+		Expect(events).NotTo(BeZero())
 	}
-	minted.ExpectNoneIn(logs.String(), "the operator's log")
-	minted.ExpectNoneIn(answers.String(), "an answer")
+	for where, text := range map[string]string{"the operator's log": logs.String(), "an answer": answers.String(),
+		"an Event or a status": eventsAndStatus} {
+		minted.ExpectNoneIn(text, where)
+		accessTokens.ExpectNoneIn(text, where)
+	}
 })
 
 func freeLoopbackAddr() string {
@@ -139,8 +168,16 @@ func createServiceAccount(ns, name string) {
 }
 
 // mintToken creates the ServiceAccount if needed and asks the API server for a token of it,
-// as the kubelet does for a pod's projected token.
+// for the API server's own audience and bound to nothing.
 func mintToken(ns, name string) string {
+	GinkgoHelper()
+	return requestToken(ns, name, authenticationv1.TokenRequestSpec{})
+}
+
+// requestToken creates the ServiceAccount if needed and asks the API server for a token of it
+// as spec says (audiences, a bound object), lasting 600 s, the shortest the API server issues,
+// as the kubelet does for a pod's projected token.
+func requestToken(ns, name string, spec authenticationv1.TokenRequestSpec) string {
 	GinkgoHelper()
 	ctx := context.Background()
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
@@ -148,7 +185,8 @@ func mintToken(ns, name string) string {
 		createServiceAccount(ns, name)
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(sa), sa)).To(Succeed())
 	}
-	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+	spec.ExpirationSeconds = ptr.To[int64](600)
+	tr := &authenticationv1.TokenRequest{Spec: spec}
 	Expect(k8s.SubResource("token").Create(ctx, sa, tr)).To(Succeed())
 	Expect(tr.Status.Token).NotTo(BeEmpty())
 	minted.Remember(tr.Status.Token)
