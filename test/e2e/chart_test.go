@@ -51,6 +51,7 @@ var _ = Describe("The Helm chart", func() {
 			"watchNamespaces={team-a,team-b}",
 			"metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true",
 			"metrics.enabled=false,leaderElection=false",
+			"healthAPI.tokenEndpoint.enabled=true,healthAPI.tokenEndpoint.audience=mcp.example.org",
 		} {
 			args := []string{"lint", "--strict", chartDir}
 			if set != "" {
@@ -68,6 +69,10 @@ var _ = Describe("The Helm chart", func() {
 			"operator.maxConcurrentReconciles=0": "/operator/maxConcurrentReconciles",
 			"metrics.serviceMonitr.enabled=true": "serviceMonitr",
 			"prometheusRule.refreshErrorRatio=2": "/prometheusRule/refreshErrorRatio",
+			// An audience is one word: the flag takes one.
+			"healthAPI.tokenEndpoint.audience=a b": "/healthAPI/tokenEndpoint/audience",
+			// The health endpoint serves the token endpoint: one without the other is refused.
+			"healthAPI.enabled=false,healthAPI.tokenEndpoint.enabled=true": "/healthAPI/tokenEndpoint/enabled",
 		} {
 			out, err := helm("lint", chartDir, "--set", set)
 			Expect(err).To(HaveOccurred(), "helm lint accepted %s", set)
