@@ -2,12 +2,15 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/events"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/metrics"
@@ -223,5 +226,44 @@ func TestBindingJudgedWhileCredentialsAreMissing(t *testing.T) {
 	if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined ||
 		len(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyAccessToken]) != 0 {
 		t.Errorf("phase %s; a rogue consumer of a session without credentials went unjudged", s.Status.Phase)
+	}
+}
+
+// Two pods reported in one reconcile get an Event each: the recorder folds Events of the same
+// session and reason unless their related objects differ, and keeps only the first text.
+func TestBindingEventsNameEachPod(t *testing.T) {
+	clientset := k8sfake.NewClientset()
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: clientset.EventsV1()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	broadcaster.StartRecordingToSink(ctx.Done())
+	defer broadcaster.Shutdown()
+
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingObserve), newCreds())
+	f.r.Recorder = broadcaster.NewRecorder(f.r.Scheme, "tidal-session-operator")
+	s := f.session(t)
+	var evs []bindingEvent
+	for _, pod := range []string{"rogue-1", "rogue-2"} {
+		evs = append(evs, violationEvent(violation{c: cons(pod, "intruder", "Pod", pod),
+			typ: sessionsv1alpha1.ViolationConsumerMismatch}, nil))
+	}
+	f.r.emitBindingEvents(ctx, s, evs)
+
+	var notes []string
+	deadline := time.Now().Add(5 * time.Second)
+	for len(notes) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		list, err := clientset.EventsV1().Events(testNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes = notes[:0]
+		for _, e := range list.Items {
+			notes = append(notes, e.Note)
+		}
+	}
+	slices.Sort(notes)
+	if len(notes) != 2 || !strings.Contains(notes[0], "pod rogue-1 ") || !strings.Contains(notes[1], "pod rogue-2 ") {
+		t.Errorf("Events %q; want one naming each pod", notes)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/klog/v2"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -168,13 +169,23 @@ func (r *TidalSessionReconciler) emitBindingEvents(ctx context.Context, session 
 		if e.reason == "" {
 			continue
 		}
-		r.event(session, e.eventType, e.reason, "Binding", e.note)
+		r.Recorder.Eventf(session, podObject(session.Namespace, e.pod), e.eventType, e.reason, "Binding", "%s", e.note)
 		log := logf.FromContext(ctx)
 		if e.eventType != corev1.EventTypeWarning {
 			log = log.V(1)
 		}
 		log.Info("Binding event", "session", klog.KObj(session), "reason", e.reason, "pod", e.pod, "fingerprint", e.fingerprint)
 	}
+}
+
+// podObject is an Event's related object: the pod it is about, nil for none. The Event
+// recorder folds Events of the same session, reason and related object into one series that
+// keeps the first text, so two pods reported in one reconcile need one each to be named both.
+func podObject(namespace, name string) runtime.Object {
+	if name == "" {
+		return nil
+	}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
 }
 
 // quarantineOutput removes the access token from the output Secret: the keys stay, so that

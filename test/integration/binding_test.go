@@ -207,6 +207,17 @@ var _ = Describe("Session binding", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(secret.Data[sessionsv1alpha1.KeyAccessToken]).NotTo(BeEmpty(), "Observe never withholds the token")
 		Expect(s.Status.Phase).To(Equal(sessionsv1alpha1.PhaseActive))
+
+		By("a second foreign pod seconds later: its own Event, not folded into the first one's")
+		consumerPod(ns, "rogue-2", "intruder", "ada-token", "env", nil)
+		Eventually(func() []string {
+			var notes []string
+			for _, e := range sessionEvents(ns, "ada", sessionsv1alpha1.ReasonConsumerMismatch) {
+				notes = append(notes, e.Note)
+			}
+			return notes
+		}, 10*time.Second, 100*time.Millisecond).Should(ConsistOf(ContainSubstring("pod rogue "),
+			ContainSubstring("pod rogue-2 ")))
 	})
 
 	It("quarantines the session in Enforce mode until a person approves, then writes a fresh token", func() {
