@@ -267,3 +267,26 @@ func TestBindingEventsNameEachPod(t *testing.T) {
 		t.Errorf("Events %q; want one naming each pod", notes)
 	}
 }
+
+// An approval annotation left on the session from an earlier binding approves nothing when a
+// binding is set again.
+func TestOldApprovalDoesNotApproveANewBinding(t *testing.T) {
+	s := newSession()
+	s.Annotations = map[string]string{sessionsv1alpha1.BindingApprovalAnnotation: "2026-12-04T12:00:00Z"}
+	rs := deploymentRS("mcp-5d4f8b", "mcp")
+	f := newFixture(t, s, newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs), consumerPod("rogue", "intruder", nil))
+	f.mustReconcile(t)
+
+	s = f.session(t)
+	s.Spec.Binding = &sessionsv1alpha1.BindingPolicy{Mode: sessionsv1alpha1.BindingEnforce,
+		Allowed: &sessionsv1alpha1.AllowedConsumers{ServiceAccounts: []string{"mcp"}}}
+	if err := f.c.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	f.mustReconcile(t)
+	s = f.session(t)
+	if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined || len(s.Status.Binding.Bound) != 1 ||
+		s.Status.Binding.LastApproval != "2026-12-04T12:00:00Z" || containsReason(f.drainEvents(), sessionsv1alpha1.ReasonBindingApproved) {
+		t.Errorf("phase %s, binding %+v: the old annotation approved the rogue pod", s.Status.Phase, s.Status.Binding)
+	}
+}

@@ -99,6 +99,11 @@ func (r *TidalSessionReconciler) bindingStep(ctx context.Context, session *sessi
 	var st sessionsv1alpha1.BindingStatus
 	if session.Status.Binding != nil {
 		st = *session.Status.Binding.DeepCopy()
+	} else {
+		// An approval approves what a person saw under a binding. A value already there when
+		// the binding starts (left from a binding since removed, or in a restored object) is
+		// not one: it would bind every current consumer unseen.
+		st.LastApproval = requestKey(session.Annotations[sessionsv1alpha1.BindingApprovalAnnotation])
 	}
 	now := r.Clock.Now()
 	d := decideBinding(bindingInput{

@@ -258,13 +258,34 @@ func TestBindingRemovedLiftsQuarantine(t *testing.T) {
 	}
 }
 
-func TestBindingSkipsPodsOfAGoneReplicaSet(t *testing.T) {
-	gone := deploymentRS("mcp-old", "mcp") // never created: deleted at the end of a rollout
-	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), consumerPod("mcp-old-x", "intruder", gone))
+func TestBindingSkipsTerminatingPodsOfAGoneReplicaSet(t *testing.T) {
+	gone := deploymentRS("mcp-old", "mcp") // never created: deleted, its pods on their way out
+	pod := consumerPod("mcp-old-x", "intruder", gone)
+	pod.Finalizers = []string{"test/keep"}
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), pod)
+	if err := f.c.Delete(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
 	f.mustReconcile(t)
 	s := f.session(t)
 	if len(s.Status.Binding.Bound) != 0 || len(s.Status.Binding.Violators) != 0 || s.Status.Phase != sessionsv1alpha1.PhaseActive {
-		t.Errorf("a pod of a gone ReplicaSet was judged: phase %s, binding %+v", s.Status.Phase, s.Status.Binding)
+		t.Errorf("a terminating pod of a gone ReplicaSet was judged: phase %s, binding %+v", s.Status.Phase, s.Status.Binding)
+	}
+}
+
+// A pod that names an owner that does not exist, and is not going away, is judged as itself:
+// the owner reference is whatever its creator wrote.
+func TestBindingJudgesAPodWithAMadeUpOwner(t *testing.T) {
+	rs := deploymentRS("mcp-5d4f8b", "mcp")
+	ghost := deploymentRS("ghost", "mcp")
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
+	f.mustReconcile(t)
+	f.create(t, consumerPod("forged", "mcp", ghost))
+	f.mustReconcile(t)
+	s := f.session(t)
+	if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined || len(s.Status.Binding.Violators) != 1 ||
+		s.Status.Binding.Violators[0].Workload.Kind != "Pod" || s.Status.Binding.Violators[0].Workload.Name != "forged" {
+		t.Errorf("phase %s, violators %+v; want the forged pod reported as Pod/forged", s.Status.Phase, s.Status.Binding.Violators)
 	}
 }
 

@@ -256,11 +256,21 @@ func (r *TidalSessionReconciler) listConsumers(ctx context.Context, session *ses
 	return out, nil
 }
 
-// consumerOf is pod as a consumer, fingerprinted with lookup. A pod whose ReplicaSet or Job is
-// gone gets an error for which errors.Is(err, fingerprint.ErrOwnerGone) holds.
+// consumerOf is pod as a consumer, fingerprinted with lookup. A terminating pod whose
+// ReplicaSet or Job is gone gets an error for which errors.Is(err, fingerprint.ErrOwnerGone)
+// holds.
 func consumerOf(pod *corev1.Pod, lookup fingerprint.OwnerLookup) (consumer, error) {
-	id, err := fingerprint.Resolve(fingerprint.Pod{Namespace: pod.Namespace, Name: pod.Name,
-		ServiceAccount: serviceAccountOf(pod), Owners: pod.OwnerReferences}, lookup)
+	p := fingerprint.Pod{Namespace: pod.Namespace, Name: pod.Name, ServiceAccount: serviceAccountOf(pod),
+		Owners: pod.OwnerReferences}
+	id, err := fingerprint.Resolve(p, lookup)
+	if errors.Is(err, fingerprint.ErrOwnerGone) && pod.DeletionTimestamp == nil {
+		// Whoever creates a pod writes its owner references: a pod that names a ReplicaSet or
+		// Job that does not exist, and is not going away, is judged as a workload of its own,
+		// so that a made-up owner cannot hide it. The pods of a deleted owner are terminating
+		// (the garbage collector marks them) and are skipped.
+		p.Owners = nil
+		id, err = fingerprint.Resolve(p, lookup)
+	}
 	if err != nil {
 		return consumer{}, err
 	}
