@@ -71,6 +71,7 @@ var _ = Describe("The Helm chart", func() {
 			"prometheusRule.refreshErrorRatio=2": "/prometheusRule/refreshErrorRatio",
 			// An audience is one word: the flag takes one.
 			"healthAPI.tokenEndpoint.audience=a b": "/healthAPI/tokenEndpoint/audience",
+			"healthAPI.certSecret=Not_A_Secret":    "/healthAPI/certSecret",
 			// The health endpoint serves the token endpoint: one without the other is refused.
 			"healthAPI.enabled=false,healthAPI.tokenEndpoint.enabled=true": "/healthAPI/tokenEndpoint/enabled",
 		} {
@@ -88,6 +89,7 @@ var _ = Describe("The Helm chart", func() {
 			"watchNamespaces={" + teamA + "," + teamB + "}",
 			"metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true,metrics.readerServiceAccounts[0].name=prometheus,metrics.readerServiceAccounts[0].namespace=monitoring",
 			"metrics.enabled=false,leaderElection=false,image.digest=sha256:" + strings.Repeat("ab", 32),
+			"healthAPI.certSecret=render-health-tls,healthAPI.tokenEndpoint.enabled=true",
 		} {
 			ns := newNamespace("render")
 			// A release name of its own, so that cluster-scoped names meet no installed release.
