@@ -324,7 +324,7 @@ func decideBinding(in bindingInput) bindingDecision {
 		anomaly = metav1.Condition{Status: metav1.ConditionFalse, Reason: sessionsv1alpha1.ReasonBindingApproved,
 			Message: "A person approved the current consumers; no anomaly rule fired since"}
 		evs = append(evs, bindingEvent{eventType: corev1.EventTypeNormal, reason: sessionsv1alpha1.ReasonBindingApproved,
-			note: fmt.Sprintf("Approved %d consumer(s) (%s) with %s; violations cleared and any quarantine lifted",
+			note: fmt.Sprintf("Approved %d consumer(s) (%s) with %s; the list of violators cleared and any quarantine lifted",
 				len(st.Bound), boundWorkloads(st.Bound), sessionsv1alpha1.BindingApprovalAnnotation)})
 	}
 	burstBefore := len(pruneTimes(st.NewConsumerTimes, in.now, in.rules.BurstWindow))

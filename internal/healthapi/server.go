@@ -113,7 +113,8 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    32 << 10,
 		Protocols:         http1Only(),
 	}
-	s.log.Info("Serving health endpoint", "address", ln.Addr().String(), "certDir", s.opts.CertDir)
+	s.log.Info("Serving health endpoint", "address", ln.Addr().String(), "certDir", s.opts.CertDir,
+		"tokenEndpointAudience", s.opts.TokenAudience)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
