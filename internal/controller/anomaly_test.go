@@ -290,3 +290,4 @@ func TestOldApprovalDoesNotApproveANewBinding(t *testing.T) {
 		t.Errorf("phase %s, binding %+v: the old annotation approved the rogue pod", s.Status.Phase, s.Status.Binding)
 	}
 }
+

@@ -276,16 +276,28 @@ func TestBindingSkipsTerminatingPodsOfAGoneReplicaSet(t *testing.T) {
 // A pod that names an owner that does not exist, and is not going away, is judged as itself:
 // the owner reference is whatever its creator wrote.
 func TestBindingJudgesAPodWithAMadeUpOwner(t *testing.T) {
-	rs := deploymentRS("mcp-5d4f8b", "mcp")
-	ghost := deploymentRS("ghost", "mcp")
-	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
-	f.mustReconcile(t)
-	f.create(t, consumerPod("forged", "mcp", ghost))
-	f.mustReconcile(t)
-	s := f.session(t)
-	if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined || len(s.Status.Binding.Violators) != 1 ||
-		s.Status.Binding.Violators[0].Workload.Kind != "Pod" || s.Status.Binding.Violators[0].Workload.Name != "forged" {
-		t.Errorf("phase %s, violators %+v; want the forged pod reported as Pod/forged", s.Status.Phase, s.Status.Binding.Violators)
+	for name, owner := range map[string]func(bound *appsv1.ReplicaSet) *appsv1.ReplicaSet{
+		"no such ReplicaSet": func(*appsv1.ReplicaSet) *appsv1.ReplicaSet { return deploymentRS("ghost", "mcp") },
+		"the bound ReplicaSet's name, another UID": func(bound *appsv1.ReplicaSet) *appsv1.ReplicaSet {
+			borrowed := bound.DeepCopy()
+			borrowed.UID = "made-up"
+			return borrowed
+		},
+		"a name no object can have": func(*appsv1.ReplicaSet) *appsv1.ReplicaSet { return deploymentRS("a%b", "mcp") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			rs := deploymentRS("mcp-5d4f8b", "mcp")
+			f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
+			f.mustReconcile(t)
+			f.create(t, consumerPod("forged", "mcp", owner(rs)))
+			f.mustReconcile(t)
+			s := f.session(t)
+			if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined || len(s.Status.Binding.Violators) != 1 ||
+				s.Status.Binding.Violators[0].Workload.Kind != "Pod" || s.Status.Binding.Violators[0].Workload.Name != "forged" {
+				t.Errorf("phase %s, violators %+v; want the forged pod reported as Pod/forged", s.Status.Phase,
+					s.Status.Binding.Violators)
+			}
+		})
 	}
 }
 

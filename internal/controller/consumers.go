@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -283,10 +284,15 @@ func consumerOf(pod *corev1.Pod, lookup fingerprint.OwnerLookup) (consumer, erro
 // ReplicaSet share it.
 func ownerLookup(ctx context.Context, reader client.Reader, namespace string) fingerprint.OwnerLookup {
 	seen := map[string][]metav1.OwnerReference{}
-	return func(group, kind, name string) ([]metav1.OwnerReference, error) {
-		key := group + "/" + kind + "/" + name
+	return func(group, kind, name string, uid types.UID) ([]metav1.OwnerReference, error) {
+		key := group + "/" + kind + "/" + name + "/" + string(uid)
 		if refs, ok := seen[key]; ok {
 			return refs, nil
+		}
+		// Owner references are written by whoever creates the pod: a name no object can have
+		// names no owner (and a lookup with it would fail on every reconcile).
+		if len(validation.IsDNS1123Subdomain(name)) > 0 {
+			return nil, fingerprint.ErrOwnerGone
 		}
 		gvk := appsv1.SchemeGroupVersion.WithKind(kind)
 		if group == batchv1.GroupName {
@@ -300,6 +306,11 @@ func ownerLookup(ctx context.Context, reader client.Reader, namespace string) fi
 		}
 		if err != nil {
 			return nil, fmt.Errorf("failed to get %s %s: %w", kind, name, err)
+		}
+		if obj.UID != uid {
+			// Not the object the pod's controller reference names: a made-up reference that
+			// borrows a name, or a stale one.
+			return nil, fingerprint.ErrOwnerGone
 		}
 		seen[key] = obj.OwnerReferences
 		return obj.OwnerReferences, nil

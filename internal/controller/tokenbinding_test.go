@@ -105,7 +105,7 @@ func TestDecideTokenCaller(t *testing.T) {
 // a bound Deployment is allowed whatever its ReplicaSet; a lookup that fails is an error, not
 // a refusal.
 func TestJudgeTokenCaller(t *testing.T) {
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "mcp-77c9aa",
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: "mcp-77c9aa", UID: "rs1",
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "mcp", UID: "d1",
 			Controller: ptr.To(true)}}}}
 	pod := callerPod(mcpRolled.pod, "mcp")

@@ -36,6 +36,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Version is the encoding's version, the prefix of every fingerprint.
@@ -89,9 +90,10 @@ type Pod struct {
 }
 
 // OwnerLookup returns the owner references of the object of the given group, kind and name in
-// the pod's namespace. It is called only for ReplicaSets and Jobs. An object that no longer
-// exists is reported with an error for which errors.Is(err, ErrOwnerGone) holds.
-type OwnerLookup func(group, kind, name string) ([]metav1.OwnerReference, error)
+// the pod's namespace, which must have the given UID. It is called only for ReplicaSets and
+// Jobs. An object that does not exist, or exists under another UID, is reported with an error
+// for which errors.Is(err, ErrOwnerGone) holds.
+type OwnerLookup func(group, kind, name string, uid types.UID) ([]metav1.OwnerReference, error)
 
 // ErrOwnerGone says that an object between the pod and its workload no longer exists, as
 // happens to the pods of an old ReplicaSet at the end of a rollout. Such a pod cannot be
@@ -112,7 +114,7 @@ func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
 		id.Workload = w
 		return id, nil
 	}
-	owners, err := lookup(w.Group, w.Kind, w.Name)
+	owners, err := lookup(w.Group, w.Kind, w.Name, owner.UID)
 	if err != nil {
 		return Identity{}, fmt.Errorf("failed to look up the owner of %s: %w", w, err)
 	}

@@ -26,7 +26,7 @@ var owners = map[string][]metav1.OwnerReference{
 	"ReplicaSet/rollout-abcdef": {ctrlRef("argoproj.io/v1alpha1", "Rollout", "mcp")},
 }
 
-func lookup(_, kind, name string) ([]metav1.OwnerReference, error) {
+func lookup(_, kind, name string, _ types.UID) ([]metav1.OwnerReference, error) {
 	o, ok := owners[kind+"/"+name]
 	if !ok {
 		return nil, ErrOwnerGone

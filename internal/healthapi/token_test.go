@@ -150,7 +150,7 @@ func newTokenFixture(t *testing.T) *tokenFixture {
 	open := boundSession("open", true)
 	open.Spec.Binding = nil
 	objs := []client.Object{
-		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: tokenRouteNS, Name: "mcp-rs",
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: tokenRouteNS, Name: "mcp-rs", UID: "uid-mcp-rs",
 			OwnerReferences: owned("Deployment", tokenRouteOwner)}},
 		tokenRoutePod("mcp-abc", "mcp", tokenRoutePodUID), tokenRoutePod("intruder", "intruder", "uid-intruder"),
 		alice, unbound, quarantined, open, empty, expired,
