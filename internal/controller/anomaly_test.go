@@ -290,4 +290,3 @@ func TestOldApprovalDoesNotApproveANewBinding(t *testing.T) {
 		t.Errorf("phase %s, binding %+v: the old annotation approved the rogue pod", s.Status.Phase, s.Status.Binding)
 	}
 }
-
