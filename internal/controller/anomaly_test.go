@@ -206,29 +206,6 @@ func readyMessage(s *sessionsv1alpha1.TidalSession) string {
 	return ""
 }
 
-// A session waiting for its credentials still has consumers, and a token in its Secret: they
-// are judged all the same.
-func TestBindingJudgedWhileCredentialsAreMissing(t *testing.T) {
-	rs := deploymentRS("mcp-5d4f8b", "mcp")
-	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
-	f.mustReconcile(t)
-	if err := f.c.Delete(context.Background(), f.secret(t, "alice-creds")); err != nil {
-		t.Fatal(err)
-	}
-	f.mustReconcile(t)
-	if readyReason(f.session(t)) != sessionsv1alpha1.ReasonCredentialsMissing {
-		t.Fatalf("Ready reason %s, want CredentialsMissing", readyReason(f.session(t)))
-	}
-
-	f.create(t, consumerPod("rogue", "intruder", nil))
-	f.mustReconcile(t)
-	s := f.session(t)
-	if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined ||
-		len(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyAccessToken]) != 0 {
-		t.Errorf("phase %s; a rogue consumer of a session without credentials went unjudged", s.Status.Phase)
-	}
-}
-
 // Two pods reported in one reconcile get an Event each: the recorder folds Events of the same
 // session and reason unless their related objects differ, and keeps only the first text.
 func TestBindingEventsNameEachPod(t *testing.T) {
