@@ -2,7 +2,13 @@ package healthapi
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,16 +51,28 @@ func podIdentityOf(u authenticationv1.UserInfo) (PodIdentity, bool) {
 type PodTokens struct {
 	authenticate AuthenticateFunc
 	answers      *answerCache
+	// inflight bounds the reviews under way, nil for no bound (see ErrBusy).
+	inflight chan struct{}
 }
 
-// NewPodTokens returns a PodTokens that asks authenticate on a cache miss. authenticate must
-// accept only tokens of the endpoint's audience: TokenReviewer(c, audience).
-func NewPodTokens(authenticate AuthenticateFunc, opts AccessOptions) (*PodTokens, error) {
+// ErrBusy says that as many reviews as allowed are under way: the caller should try again
+// shortly. It keeps a flood of new tokens from queueing without end behind the client's rate
+// limit, and from delaying callers whose answer is cached, who never wait for a slot.
+var ErrBusy = errors.New("too many token reviews under way")
+
+// NewPodTokens returns a PodTokens that asks authenticate on a cache miss, at most
+// maxInFlight at a time (0 means no bound). authenticate must accept only tokens of the
+// endpoint's audience: TokenReviewer(c, audience).
+func NewPodTokens(authenticate AuthenticateFunc, maxInFlight int, opts AccessOptions) (*PodTokens, error) {
 	answers, err := newAnswerCache(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &PodTokens{authenticate: authenticate, answers: answers}, nil
+	p := &PodTokens{authenticate: authenticate, answers: answers}
+	if maxInFlight > 0 {
+		p.inflight = make(chan struct{}, maxInFlight)
+	}
+	return p, nil
 }
 
 // podAnswer is a cached answer. id is as much of the identity as the token showed: empty for
@@ -74,6 +92,14 @@ func (p *PodTokens) Review(ctx context.Context, token string) (Decision, PodIden
 		return cached.decision, cached.id, nil
 	}
 
+	if p.inflight != nil {
+		select {
+		case p.inflight <- struct{}{}:
+			defer func() { <-p.inflight }()
+		default:
+			return Unauthenticated, PodIdentity{}, ErrBusy
+		}
+	}
 	u, ok, err := p.authenticate(ctx, token)
 	if err != nil {
 		return Unauthenticated, PodIdentity{}, fmt.Errorf("failed to review token: %w", err)
@@ -88,4 +114,40 @@ func (p *PodTokens) Review(ctx context.Context, token string) (Decision, PodIden
 	}
 	p.answers.add(key, a)
 	return a.decision, a.id, nil
+}
+
+// maxTokenBytes bounds a bearer token worth a review. Projected ServiceAccount tokens are
+// about a kilobyte.
+const maxTokenBytes = 8 << 10
+
+// plausibleToken says whether token could be a ServiceAccount token for audience that has
+// not expired at now, by reading its claims without checking its signature. It only spares
+// the API server a review of what it would refuse anyway: a token that passes is still
+// reviewed, and decides nothing by itself.
+func plausibleToken(token, audience string, now time.Time) bool {
+	if len(token) > maxTokenBytes {
+		return false
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	var claims struct {
+		Audience json.RawMessage `json:"aud"`
+		Expiry   float64         `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Expiry <= float64(now.Unix()) {
+		return false
+	}
+	// "aud" is a string or an array of strings.
+	var one string
+	if json.Unmarshal(claims.Audience, &one) == nil {
+		return one == audience
+	}
+	var many []string
+	return json.Unmarshal(claims.Audience, &many) == nil && slices.Contains(many, audience)
 }

@@ -65,6 +65,10 @@ func Setup(mgr manager.Manager, opts Options) error {
 	return mgr.Add(&Server{opts: opts, handler: NewMux(h, token), log: log})
 }
 
+// maxReviewsInFlight bounds the token endpoint's TokenReviews under way. The manager's client
+// allows 20 requests a second to the API server; more waiting reviews would only time out.
+const maxReviewsInFlight = 16
+
 // newTokenHandler is the token endpoint of opts.TokenAudience, nil when it is off. It reads
 // through the manager's cache, which holds Pods (stripped) and the output Secrets, and emits
 // Events as the reconciler does.
@@ -72,12 +76,14 @@ func newTokenHandler(mgr manager.Manager, opts Options, log logr.Logger) (*Token
 	if opts.TokenAudience == "" {
 		return nil, nil
 	}
-	tokens, err := NewPodTokens(TokenReviewer(mgr.GetClient(), opts.TokenAudience), AccessOptions{})
+	tokens, err := NewPodTokens(TokenReviewer(mgr.GetClient(), opts.TokenAudience), maxReviewsInFlight, AccessOptions{})
 	if err != nil {
 		return nil, err
 	}
+	audience := opts.TokenAudience
 	return &TokenHandler{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: tokens,
-		Audience: opts.TokenAudience, Namespaces: opts.Namespaces,
+		Plausible: func(token string) bool { return plausibleToken(token, audience, time.Now()) },
+		Audience:  opts.TokenAudience, Namespaces: opts.Namespaces,
 		Recorder: mgr.GetEventRecorder("tidal-session-operator"), Log: log.WithName("token")}, nil
 }
 

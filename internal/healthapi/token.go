@@ -2,6 +2,7 @@ package healthapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -55,6 +56,10 @@ type TokenHandler struct {
 	Live client.Reader
 	// Tokens reviews the callers' tokens for Audience.
 	Tokens PodReviewer
+	// Plausible, when set, turns a token away as not accepted without a review when its
+	// unverified claims already show the API server would refuse it (plausibleToken): a
+	// flood of garbage then costs the API server nothing.
+	Plausible func(token string) bool
 	// Audience is the audience the callers' tokens must be issued for, named in answers.
 	Audience string
 	// Namespaces are the namespaces the operator manages; empty means all.
@@ -135,8 +140,16 @@ func (h *TokenHandler) identify(w http.ResponseWriter, r *http.Request, key type
 				h.Audience)})
 		return PodIdentity{}, false
 	}
-	decision, id, err := h.Tokens.Review(r.Context(), token)
-	if err != nil {
+	decision, id, err := Unauthenticated, PodIdentity{}, error(nil)
+	if h.Plausible == nil || h.Plausible(token) {
+		decision, id, err = h.Tokens.Review(r.Context(), token)
+	}
+	switch {
+	case errors.Is(err, ErrBusy):
+		h.Log.V(1).Info("Token endpoint busy", "session", klog.KRef(key.Namespace, key.Name))
+		retryLater(w, retryReview, "too many requests under review; try again")
+		return PodIdentity{}, false
+	case err != nil:
 		h.Log.Error(err, "Failed to review token endpoint caller", "session", klog.KRef(key.Namespace, key.Name))
 		retryLater(w, retryReview, "the token could not be reviewed; try again")
 		return PodIdentity{}, false
@@ -297,6 +310,13 @@ func (h *TokenHandler) refuse(w http.ResponseWriter, r *http.Request, key types.
 	h.Log.Info("Token request refused", "session", klog.KRef(key.Namespace, key.Name), "code", f.code,
 		"user", f.id.User, "pod", pod, "fingerprint", f.fingerprint, "reason", f.why)
 
+	// Only a caller the API server vouched for as one of the session's namespace writes an
+	// Event there: anyone else, token or none, could otherwise fill any session's Events from
+	// outside. The metric and the log count every refusal.
+	if f.id.Namespace != key.Namespace {
+		writeRefusal(w, f)
+		return
+	}
 	session := f.session
 	if session == nil && managed(h.Namespaces, key.Namespace) {
 		s := &sessionsv1alpha1.TidalSession{}
@@ -309,6 +329,11 @@ func (h *TokenHandler) refuse(w http.ResponseWriter, r *http.Request, key types.
 			sessionsv1alpha1.ReasonTokenRequestRefused, "TokenRequest", "%s", refusalNote(f, pod))
 	}
 
+	writeRefusal(w, f)
+}
+
+// writeRefusal writes the answer of f.
+func writeRefusal(w http.ResponseWriter, f refusal) {
 	if f.challenge != "" {
 		w.Header().Set("WWW-Authenticate", f.challenge)
 	}
