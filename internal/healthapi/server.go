@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/cache"
 	certutil "k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -83,6 +84,7 @@ func newTokenHandler(mgr manager.Manager, opts Options, log logr.Logger) (*Token
 	audience := opts.TokenAudience
 	return &TokenHandler{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: tokens,
 		Plausible: func(token string) bool { return plausibleToken(token, audience, time.Now()) },
+		Verdicts:  cache.NewLRUExpireCache(defaultMaxEntries),
 		Audience:  opts.TokenAudience, Namespaces: opts.Namespaces,
 		Recorder: mgr.GetEventRecorder("tidal-session-operator"), Log: log.WithName("token")}, nil
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -66,6 +67,10 @@ type TokenHandler struct {
 	Namespaces []string
 	// Recorder emits the Warning Events of refusals on the session asked for.
 	Recorder events.EventRecorder
+	// Verdicts, when set, remembers each pod's verdict for a session version for
+	// verdictTTL, so that a pod asking again and again is fingerprinted, and its owner read
+	// from the API server, once in a while rather than on every call.
+	Verdicts *cache.LRUExpireCache
 	// Clock says whether a token has expired; nil means the real clock.
 	Clock clock.PassiveClock
 	// Log receives refusals at level 0 and tokens served at V(1), never a token.
@@ -245,7 +250,7 @@ func (h *TokenHandler) judge(w http.ResponseWriter, r *http.Request, key types.N
 		retryLater(w, retryReview, "the session could not be read; try again")
 		return nil, "", false
 	}
-	verdict, err := controller.JudgeTokenCaller(r.Context(), h.Live, session, pod)
+	verdict, err := h.verdict(r.Context(), session, pod)
 	if err != nil {
 		h.Log.Error(err, "Failed to fingerprint the token endpoint caller", "pod", klog.KObj(pod))
 		retryLater(w, retryReview, "the pod's workload could not be read; try again")
@@ -258,6 +263,28 @@ func (h *TokenHandler) judge(w http.ResponseWriter, r *http.Request, key types.N
 		return nil, "", false
 	}
 	return session, verdict.Fingerprint, true
+}
+
+// verdictTTL is how long a remembered verdict serves. A change of the session (its binding,
+// a quarantine) makes a new version and so a new verdict at once; a change of the pod's
+// owners counts after at most this long.
+const verdictTTL = 10 * time.Second
+
+// verdict judges pod for session (controller.JudgeTokenCaller), or recalls the verdict of
+// the same pod for the same version of the session.
+func (h *TokenHandler) verdict(ctx context.Context, session *sessionsv1alpha1.TidalSession,
+	pod *corev1.Pod) (controller.TokenCallerVerdict, error) {
+	key := string(pod.UID) + "/" + string(session.UID) + "/" + session.ResourceVersion
+	if h.Verdicts != nil {
+		if v, ok := h.Verdicts.Get(key); ok {
+			return v.(controller.TokenCallerVerdict), nil
+		}
+	}
+	v, err := controller.JudgeTokenCaller(ctx, h.Live, session, pod)
+	if err == nil && h.Verdicts != nil {
+		h.Verdicts.Add(key, v, verdictTTL)
+	}
+	return v, err
 }
 
 // servableToken reads the output Secret from the cache and returns its token when it may be

@@ -21,12 +21,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	sessionsv1alpha1 "github.com/tidal-mcp/tidal-session-operator/api/v1alpha1"
 	"github.com/tidal-mcp/tidal-session-operator/internal/fingerprint"
@@ -133,13 +135,15 @@ type tokenFixture struct {
 	mux    http.Handler
 	logs   *bytes.Buffer
 	events *events.FakeRecorder
+	// ownerReads counts the live reads of ReplicaSets, which fingerprinting a pod costs.
+	ownerReads int
 }
 
 // newTokenFixture serves the token route over a cache that holds the pods mcp-abc and
 // intruder, and an API server that also has the pod "late", which the cache has not seen.
 // Sessions: alice (bound to the mcp Deployment, token valid), quarantined, unbound (binding
 // without bound consumers), open (no binding), empty (no token in its Secret), expired.
-func newTokenFixture(t *testing.T) *tokenFixture {
+func newTokenFixture(t *testing.T, verdicts ...*utilcache.LRUExpireCache) *tokenFixture {
 	t.Helper()
 	scheme := newScheme(t)
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -170,10 +174,20 @@ func newTokenFixture(t *testing.T) *tokenFixture {
 		t.Fatal(err)
 	}
 	f := &tokenFixture{logs: &bytes.Buffer{}, events: events.NewFakeRecorder(100)}
+	counted := interceptor.NewClient(live, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if obj.GetObjectKind().GroupVersionKind().Kind == "ReplicaSet" {
+				f.ownerReads++
+			}
+			return c.Get(ctx, key, obj, opts...)
+		}})
 	log := funcr.New(func(prefix, args string) { f.logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 4})
-	f.mux = NewMux(&Handler{Sessions: cache, Log: logr.Logger(log)}, &TokenHandler{Cache: cache, Live: live,
-		Tokens: tokens, Audience: tokenRouteAud, Recorder: f.events, Log: logr.Logger(log),
-		Clock: clocktesting.NewFakePassiveClock(tokenRouteNow)})
+	h := &TokenHandler{Cache: cache, Live: counted, Tokens: tokens, Audience: tokenRouteAud, Recorder: f.events,
+		Log: logr.Logger(log), Clock: clocktesting.NewFakePassiveClock(tokenRouteNow)}
+	if len(verdicts) > 0 {
+		h.Verdicts = verdicts[0]
+	}
+	f.mux = NewMux(&Handler{Sessions: cache, Log: logr.Logger(log)}, h)
 	return f
 }
 
@@ -469,5 +483,29 @@ func TestPodTokensBoundsReviewsInFlight(t *testing.T) {
 	}
 	if _, _, err := p.Review(context.Background(), "another"); err != nil {
 		t.Errorf("after the slot freed: %v", err)
+	}
+}
+
+// A pod asking again and again is judged once per session version: its owner is read live
+// only when the verdict is not remembered.
+func TestTokenHandlerRemembersVerdicts(t *testing.T) {
+	f := newTokenFixture(t, utilcache.NewLRUExpireCache(16))
+	call := func(token string) int {
+		req := httptest.NewRequest(http.MethodGet, "/sessions/team-a/alice/token", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		f.mux.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range 5 {
+		if code := call(tokenIntruder); code != http.StatusForbidden {
+			t.Fatalf("intruder: %d", code)
+		}
+		if code := call(tokenPod); code != http.StatusOK {
+			t.Fatalf("bound pod: %d", code)
+		}
+	}
+	if f.ownerReads != 2 {
+		t.Errorf("%d ReplicaSet reads for 10 calls of 2 pods, want 2", f.ownerReads)
 	}
 }
