@@ -267,3 +267,45 @@ func TestOldApprovalDoesNotApproveANewBinding(t *testing.T) {
 		t.Errorf("phase %s, binding %+v: the old annotation approved the rogue pod", s.Status.Phase, s.Status.Binding)
 	}
 }
+
+// A session waiting for its credentials still has consumers, and a token in its Secret: they
+// are judged all the same.
+func TestBindingJudgedWhileCredentialsAreMissing(t *testing.T) {
+	rs := deploymentRS("mcp-5d4f8b", "mcp")
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
+	f.firstToken(t)
+	if err := f.c.Delete(context.Background(), f.secret(t, "alice-creds")); err != nil {
+		t.Fatal(err)
+	}
+	f.mustReconcile(t)
+	if readyReason(f.session(t)) != sessionsv1alpha1.ReasonCredentialsMissing {
+		t.Fatalf("Ready reason %s, want CredentialsMissing", readyReason(f.session(t)))
+	}
+
+	f.create(t, consumerPod("rogue", "intruder", nil))
+	f.mustReconcile(t)
+	s := f.session(t)
+	if s.Status.Phase != sessionsv1alpha1.PhaseQuarantined ||
+		len(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyAccessToken]) != 0 {
+		t.Errorf("phase %s; a rogue consumer of a session without credentials went unjudged", s.Status.Phase)
+	}
+}
+
+// Trust on first use waits for the session's first token: a pod that names the output Secret
+// while the session has no credentials yet is not learned alone, and the real workload that
+// comes with the credentials is not reported.
+func TestFirstUseWaitsForTheFirstToken(t *testing.T) {
+	rs := deploymentRS("mcp-5d4f8b", "mcp")
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), rs, consumerPod("early", "squatter", nil))
+	f.mustReconcile(t)
+	if b := f.session(t).Status.Binding; b != nil && len(b.Bound) > 0 {
+		t.Fatalf("bound %+v before the session had a token", b.Bound)
+	}
+	f.create(t, newCreds(), consumerPod("mcp-5d4f8b-x1", "mcp", rs))
+	f.firstToken(t)
+	s := f.session(t)
+	if s.Status.Phase != sessionsv1alpha1.PhaseActive || len(s.Status.Binding.Bound) != 2 || len(s.Status.Binding.Violators) != 0 {
+		t.Errorf("phase %s, binding %+v; want both consumers present at the first token bound", s.Status.Phase,
+			s.Status.Binding)
+	}
+}

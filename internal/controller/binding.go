@@ -96,6 +96,12 @@ func (r *TidalSessionReconciler) bindingStep(ctx context.Context, session *sessi
 	if err != nil {
 		return err
 	}
+	if existing == nil && policy.Allowed == nil && (session.Status.Binding == nil || len(session.Status.Binding.Bound) == 0) {
+		// Trust on first use learns the consumers present once the session has a token (the
+		// output Secret's creation brings the next reconcile), not whichever pod names the
+		// Secret before there was ever one: nothing is judged until then.
+		consumers = nil
+	}
 	var st sessionsv1alpha1.BindingStatus
 	if session.Status.Binding != nil {
 		st = *session.Status.Binding.DeepCopy()

@@ -70,6 +70,14 @@ func (f *fixture) mustReconcile(t *testing.T) {
 	}
 }
 
+// firstToken reconciles a new session twice: once to write its first token, once for the
+// output Secret's watch event, whose reconcile judges the consumers present then.
+func (f *fixture) firstToken(t *testing.T) {
+	t.Helper()
+	f.mustReconcile(t)
+	f.mustReconcile(t)
+}
+
 func condition(s *sessionsv1alpha1.TidalSession, typ string) metav1.Condition {
 	if c := meta.FindStatusCondition(s.Status.Conditions, typ); c != nil {
 		return *c
@@ -84,7 +92,7 @@ func warnings(evs []string) []string {
 func TestBindingObserveLearnsIgnoresRolloutsAndReports(t *testing.T) {
 	rs1 := deploymentRS("mcp-5d4f8b", "mcp")
 	f := newFixture(t, boundSession(sessionsv1alpha1.BindingObserve), newCreds(), rs1, consumerPod("mcp-5d4f8b-x1", "mcp", rs1))
-	f.mustReconcile(t)
+	f.firstToken(t)
 	s := f.session(t)
 	if b := s.Status.Binding; b == nil || len(b.Bound) != 1 || b.Bound[0].Workload.Kind != "Deployment" ||
 		b.Bound[0].Workload.Name != "mcp" || b.Bound[0].ServiceAccount != "mcp" || !strings.HasPrefix(b.Bound[0].Fingerprint, "v1:") {
@@ -159,7 +167,7 @@ func TestBindingObserveLearnsIgnoresRolloutsAndReports(t *testing.T) {
 func TestBindingEnforceQuarantinesUntilApproval(t *testing.T) {
 	rs := deploymentRS("mcp-5d4f8b", "mcp")
 	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
-	f.mustReconcile(t)
+	f.firstToken(t)
 	if f.tidal.calls != 1 {
 		t.Fatalf("%d refreshes, want the first token", f.tidal.calls)
 	}
@@ -288,7 +296,7 @@ func TestBindingJudgesAPodWithAMadeUpOwner(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rs := deploymentRS("mcp-5d4f8b", "mcp")
 			f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
-			f.mustReconcile(t)
+			f.firstToken(t)
 			f.create(t, consumerPod("forged", "mcp", owner(rs)))
 			f.mustReconcile(t)
 			s := f.session(t)
@@ -410,7 +418,7 @@ func TestCacheKeepsStrippedPods(t *testing.T) {
 func TestBindingNotDecidedTwiceFromAnOutdatedCache(t *testing.T) {
 	rs := deploymentRS("mcp-5d4f8b", "mcp")
 	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
-	f.mustReconcile(t)
+	f.firstToken(t)
 	rogue := consumerPod("rogue", "intruder", nil)
 	f.create(t, rogue)
 	outdated := f.session(t)

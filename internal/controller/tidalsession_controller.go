@@ -113,6 +113,19 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 		return ctrl.Result{}, err
 	}
 
+	existing, err := r.getOutputSecret(ctx, session)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if existing, err = r.moveOutputSecret(ctx, session, existing); err != nil {
+		return ctrl.Result{}, err
+	}
+	// Consumers are judged before anything else can stop the reconcile: the Secret may still
+	// hold a valid token while the session waits for credentials or a new login.
+	if err := r.bindingStep(ctx, session, existing); err != nil {
+		return ctrl.Result{}, err
+	}
+
 	creds, version, err := r.loadCredentials(ctx, session)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -124,17 +137,6 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 	// The credentials are worth a try: a device login, if one ran, is no longer needed.
 	r.endLogin(session)
 	session.Status.CredentialsVersion = version
-
-	existing, err := r.getOutputSecret(ctx, session)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if existing, err = r.moveOutputSecret(ctx, session, existing); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.bindingStep(ctx, session, existing); err != nil {
-		return ctrl.Result{}, err
-	}
 
 	now := r.Clock.Now()
 	st := tokenStateOf(existing)
