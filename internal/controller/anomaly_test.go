@@ -309,3 +309,23 @@ func TestFirstUseWaitsForTheFirstToken(t *testing.T) {
 			s.Status.Binding)
 	}
 }
+
+// A quarantine cancels a device login under way: it would not be polled, and its code would
+// stay in status.
+func TestQuarantineCancelsADeviceLogin(t *testing.T) {
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds())
+	s := f.session(t)
+	now := metav1.NewTime(t0)
+	s.Status.Binding = &sessionsv1alpha1.BindingStatus{QuarantinedAt: &now, QuarantineReason: "pod rogue does not match"}
+	s.Status.DeviceLogin = &sessionsv1alpha1.DeviceLoginStatus{State: sessionsv1alpha1.DeviceLoginPending}
+	err := f.r.enforceQuarantine(context.Background(), s, nil)
+	if _, ok := asTerminal(err); !ok {
+		t.Fatalf("err %v, want the terminal quarantine", err)
+	}
+	if s.Status.DeviceLogin != nil {
+		t.Errorf("status.deviceLogin %+v kept through the quarantine", s.Status.DeviceLogin)
+	}
+	if evs := f.drainEvents(); !slices.ContainsFunc(evs, func(e string) bool { return strings.Contains(e, "device login") }) {
+		t.Errorf("events %q do not say the login was cancelled", evs)
+	}
+}

@@ -144,6 +144,14 @@ func (r *TidalSessionReconciler) enforceQuarantine(ctx context.Context, session 
 	}
 	// The Secret holds no token, so status must not promise one (nor metrics, which read it).
 	session.Status.AccessTokenExpiresAt, session.Status.NextRefreshTime = nil, nil
+	if session.Status.DeviceLogin != nil {
+		// A quarantined session is not polled, so a login under way would leave a stale code
+		// in status, inviting someone to log in to a session nobody may use. After approval, a
+		// session that still needs a login starts a new one.
+		r.endLogin(session)
+		r.event(session, corev1.EventTypeWarning, sessionsv1alpha1.ReasonQuarantined, "Binding",
+			"The device login under way was cancelled by the quarantine")
+	}
 	st := session.Status.Binding
 	return terminalf(sessionsv1alpha1.PhaseQuarantined, sessionsv1alpha1.ReasonQuarantined,
 		"Quarantined since %s: %s. The output Secret holds no access token and is not refreshed until a "+
