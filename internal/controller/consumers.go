@@ -36,10 +36,11 @@ const (
 
 // Pods are read only from the cache, so list and watch are all the cache needs.
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
-// ReplicaSets and Jobs are read one at a time, without the cache, and only for the pods that
-// consume a bound session: caching them would keep every rollout's history of every
-// namespace in memory for a lookup that is needed rarely, and list and watch would grant more.
-// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
+// ReplicaSets, Jobs, StatefulSets and DaemonSets are read one at a time, without the cache,
+// and only for the pods that consume a bound session, to check their owner references and
+// resolve their workload: caching them would keep every rollout's history of every namespace
+// in memory for a lookup that is needed rarely, and list and watch would grant more.
+// +kubebuilder:rbac:groups=apps,resources=replicasets;statefulsets;daemonsets,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
 
 // podSecretNames lists, sorted and without repeats, the Secrets a pod references: secret and

@@ -90,8 +90,8 @@ type Pod struct {
 }
 
 // OwnerLookup returns the owner references of the object of the given group, kind and name in
-// the pod's namespace, which must have the given UID. It is called only for ReplicaSets and
-// Jobs. An object that does not exist, or exists under another UID, is reported with an error
+// the pod's namespace, which must have the given UID. It is called for ReplicaSets, Jobs,
+// StatefulSets and DaemonSets. An object that does not exist, or exists under another UID, is reported with an error
 // for which errors.Is(err, ErrOwnerGone) holds.
 type OwnerLookup func(group, kind, name string, uid types.UID) ([]metav1.OwnerReference, error)
 
@@ -110,7 +110,7 @@ func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
 		return id, nil
 	}
 	w := workloadOf(owner)
-	if !intermediate(w) {
+	if !intermediate(w) && !checked(w) {
 		id.Workload = w
 		return id, nil
 	}
@@ -118,11 +118,18 @@ func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("failed to look up the owner of %s: %w", w, err)
 	}
-	if up := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: owners}); up != nil {
+	if up := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: owners}); up != nil && intermediate(w) {
 		w = workloadOf(up)
 	}
 	id.Workload = w
 	return id, nil
+}
+
+// checked says whether w is a workload whose existence, under the UID the pod's reference
+// names, is looked up before it stands for the pod: a reference is written by whoever
+// creates the pod. Other controllers (an Argo Rollout, say) stand for their pods unchecked.
+func checked(w Workload) bool {
+	return w.Group == "apps" && (w.Kind == "StatefulSet" || w.Kind == "DaemonSet")
 }
 
 // intermediate says whether w is an object a controller creates for its workload, so that

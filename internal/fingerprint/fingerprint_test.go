@@ -24,6 +24,9 @@ var owners = map[string][]metav1.OwnerReference{
 	"Job/sync-29000060":         {ctrlRef("batch/v1", "CronJob", "sync")},
 	"Job/oneoff":                nil,
 	"ReplicaSet/rollout-abcdef": {ctrlRef("argoproj.io/v1alpha1", "Rollout", "mcp")},
+	"StatefulSet/db":            nil,
+	"StatefulSet/mcp":           nil,
+	"DaemonSet/agent":           nil,
 }
 
 func lookup(_, kind, name string, _ types.UID) ([]metav1.OwnerReference, error) {
@@ -124,9 +127,16 @@ func TestResolveWorkload(t *testing.T) {
 }
 
 func TestResolveOwnerGone(t *testing.T) {
-	_, err := Resolve(pod("p", "sa", ctrlRef("apps/v1", "ReplicaSet", "deleted-rs")), lookup)
-	if !errors.Is(err, ErrOwnerGone) {
-		t.Errorf("err = %v, want ErrOwnerGone", err)
+	for _, kind := range []string{"ReplicaSet", "StatefulSet", "DaemonSet"} {
+		_, err := Resolve(pod("p", "sa", ctrlRef("apps/v1", kind, "deleted")), lookup)
+		if !errors.Is(err, ErrOwnerGone) {
+			t.Errorf("%s: err = %v, want ErrOwnerGone", kind, err)
+		}
+	}
+	// Controllers the operator does not know stand for their pods unchecked.
+	id, err := Resolve(pod("p", "sa", ctrlRef("argoproj.io/v1alpha1", "Rollout", "never-looked-up")), lookup)
+	if err != nil || id.Workload.Name != "never-looked-up" {
+		t.Errorf("Rollout: %+v, %v", id, err)
 	}
 }
 

@@ -44,10 +44,11 @@ namespace mode they are a Role in each watched namespace, otherwise one ClusterR
   resources: ["secrets"]
   verbs: ["create", "delete", "get", "list", "update", "watch"]
 {{- /*
-Binding resolves a consumer pod's ReplicaSet or Job to its workload, one uncached read each.
+Binding checks a consumer pod's owner (ReplicaSet, Job, StatefulSet, DaemonSet) and resolves it
+to its workload, one uncached read each.
 */}}
 - apiGroups: ["apps"]
-  resources: ["replicasets"]
+  resources: ["daemonsets", "replicasets", "statefulsets"]
   verbs: ["get"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
