@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -93,23 +94,28 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	if err := run(o); err != nil {
+		var bad *flagError
+		if errors.As(err, &bad) {
+			// A mistake in the flags is the admin's to fix: one plain line, no stack trace.
+			fmt.Fprintf(os.Stderr, "invalid flags: %v\n", bad.err)
+			os.Exit(2)
+		}
 		ctrl.Log.Error(err, "Operator stopped")
 		os.Exit(1)
 	}
 }
 
+// flagError is a flag value the operator cannot start with.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
 func run(o options) error {
 	setupLog := ctrl.Log.WithName("setup")
 	endpoints := tidal.Endpoints{AuthBaseURL: o.authURL, APIBaseURL: o.apiURL, OpenAPIBaseURL: o.openAPIURL}
-	if err := endpoints.Validate(); err != nil {
-		return err
-	}
-
-	if err := validateAnomaly(o.anomaly); err != nil {
-		return err
-	}
-	if err := validateTokenEndpoint(o); err != nil {
-		return err
+	if err := errors.Join(endpoints.Validate(), validateAnomaly(o.anomaly), validateTokenEndpoint(o)); err != nil {
+		return &flagError{err: err}
 	}
 
 	scheme := runtime.NewScheme()

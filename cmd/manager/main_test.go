@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -25,5 +26,20 @@ func TestValidateTokenEndpoint(t *testing.T) {
 				t.Errorf("error does not say what to set: %v", err)
 			}
 		})
+	}
+}
+
+// Every flag mistake is reported at once, as a flagError that main prints in one line, before
+// the operator connects to anything.
+func TestRunRejectsBadFlagsTogether(t *testing.T) {
+	err := run(options{authURL: "ftp://127.0.0.1/", healthAPIAddr: "0", tokenAudience: "tso"})
+	var bad *flagError
+	if !errors.As(err, &bad) {
+		t.Fatalf("err %v, want a flagError", err)
+	}
+	for _, want := range []string{"--health-api-bind-address", "anomaly"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
 	}
 }
