@@ -328,4 +328,44 @@ func TestQuarantineCancelsADeviceLogin(t *testing.T) {
 	if evs := f.drainEvents(); !slices.ContainsFunc(evs, func(e string) bool { return strings.Contains(e, "device login") }) {
 		t.Errorf("events %q do not say the login was cancelled", evs)
 	}
+
+	// A login that has ended (denied, expired) is kept: it waits for a person's request, and
+	// nothing was under way to cancel.
+	s.Status.DeviceLogin = &sessionsv1alpha1.DeviceLoginStatus{State: sessionsv1alpha1.DeviceLoginDenied}
+	_ = f.r.enforceQuarantine(context.Background(), s, nil)
+	if s.Status.DeviceLogin == nil || len(f.drainEvents()) != 0 {
+		t.Errorf("an ended login was cleared, or said to be cancelled")
+	}
+}
+
+func TestAwaitNewCredentials(t *testing.T) {
+	reauth := func(phase sessionsv1alpha1.Phase) *sessionsv1alpha1.TidalSession {
+		s := newSession()
+		s.Status.Phase, s.Status.CredentialsVersion = phase, "7"
+		s.Status.Conditions = []metav1.Condition{{Type: sessionsv1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: sessionsv1alpha1.ReasonRefreshTokenReused, Message: "Possible theft: ..."}}
+		return s
+	}
+	for _, tc := range []struct {
+		name       string
+		phase      sessionsv1alpha1.Phase
+		version    string
+		sameToken  bool
+		wantReason string // empty: go ahead and ask TIDAL
+	}{
+		{"waiting, Secret unchanged", sessionsv1alpha1.PhaseReauthRequired, "7", false, sessionsv1alpha1.ReasonRefreshTokenReused},
+		{"waiting, Secret changed", sessionsv1alpha1.PhaseReauthRequired, "8", false, ""},
+		{"waiting, Secret changed but the same token", sessionsv1alpha1.PhaseReauthRequired, "8", true, sessionsv1alpha1.ReasonRefreshTokenReused},
+		{"active", sessionsv1alpha1.PhaseActive, "7", false, ""},
+		{"after a quarantine, the rejected token", sessionsv1alpha1.PhaseQuarantined, "7", true, sessionsv1alpha1.ReasonReauthRequired},
+	} {
+		err := awaitNewCredentials(reauth(tc.phase), tc.version, tc.sameToken, time.Minute)
+		w, waiting := asWait(err)
+		switch {
+		case tc.wantReason == "" && err != nil:
+			t.Errorf("%s: %v, want to go ahead", tc.name, err)
+		case tc.wantReason != "" && (!waiting || w.reason != tc.wantReason || w.phase != sessionsv1alpha1.PhaseReauthRequired):
+			t.Errorf("%s: %v, want to wait in ReauthRequired with %s", tc.name, err, tc.wantReason)
+		}
+	}
 }

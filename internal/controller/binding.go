@@ -144,7 +144,7 @@ func (r *TidalSessionReconciler) enforceQuarantine(ctx context.Context, session 
 	}
 	// The Secret holds no token, so status must not promise one (nor metrics, which read it).
 	session.Status.AccessTokenExpiresAt, session.Status.NextRefreshTime = nil, nil
-	if session.Status.DeviceLogin != nil {
+	if l := session.Status.DeviceLogin; l != nil && l.State == sessionsv1alpha1.DeviceLoginPending {
 		// A quarantined session is not polled, so a login under way would leave a stale code
 		// in status, inviting someone to log in to a session nobody may use. After approval, a
 		// session that still needs a login starts a new one.

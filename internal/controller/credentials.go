@@ -99,14 +99,21 @@ func (r *TidalSessionReconciler) sessionWithUID(ctx context.Context, namespace s
 // again with the same token: only a new login can help, and the operator cannot watch the
 // credentials Secret, so it looks again after recheck. The Secret counts as unchanged when
 // its resourceVersion is the one last used, or when sameToken says that the token in it is
-// the one TIDAL rejected (the Secret changed elsewhere, e.g. a label).
+// the one TIDAL rejected (the Secret changed elsewhere, e.g. a label). A token TIDAL rejected
+// is never sent again, also when another state came between (a quarantine, approved since).
 func awaitNewCredentials(session *sessionsv1alpha1.TidalSession, version string, sameToken bool, recheck time.Duration) error {
 	ready := meta.FindStatusCondition(session.Status.Conditions, sessionsv1alpha1.ConditionReady)
-	if ready == nil || session.Status.Phase != sessionsv1alpha1.PhaseReauthRequired ||
-		(session.Status.CredentialsVersion != version && !sameToken) {
-		return nil
+	if ready != nil && session.Status.Phase == sessionsv1alpha1.PhaseReauthRequired {
+		if session.Status.CredentialsVersion != version && !sameToken {
+			return nil
+		}
+		return waitf(recheck, sessionsv1alpha1.PhaseReauthRequired, ready.Reason, "%s", ready.Message)
 	}
-	return waitf(recheck, sessionsv1alpha1.PhaseReauthRequired, ready.Reason, "%s", ready.Message)
+	if sameToken {
+		return waitf(recheck, sessionsv1alpha1.PhaseReauthRequired, sessionsv1alpha1.ReasonReauthRequired,
+			"TIDAL rejected the refresh token in the credentials Secret before. %s", logInAgain)
+	}
+	return nil
 }
 
 // credentialsFrom extracts and checks the credentials in secret. Its errors name the

@@ -110,6 +110,12 @@ func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
 		return id, nil
 	}
 	w := workloadOf(owner)
+	if !controlsPods(w) {
+		// A built-in kind that never owns pods itself (a Deployment, a CronJob, a Pod): the
+		// reference is made up, and the pod stands for itself.
+		id.Workload = Workload{Kind: "Pod", Name: pod.Name}
+		return id, nil
+	}
 	if !intermediate(w) && !checked(w) {
 		id.Workload = w
 		return id, nil
@@ -123,6 +129,21 @@ func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
 	}
 	id.Workload = w
 	return id, nil
+}
+
+// controlsPods says whether w may be a pod's controller: among the built-in API groups only
+// ReplicaSets, StatefulSets, DaemonSets, Jobs and ReplicationControllers create pods. Kinds of
+// other groups (an Argo Rollout, say) are taken at their word.
+func controlsPods(w Workload) bool {
+	switch w.Group {
+	case "":
+		return w.Kind == "ReplicationController"
+	case "apps":
+		return w.Kind == "ReplicaSet" || w.Kind == "StatefulSet" || w.Kind == "DaemonSet"
+	case "batch":
+		return w.Kind == "Job"
+	}
+	return true
 }
 
 // checked says whether w is a workload whose existence, under the UID the pod's reference

@@ -133,6 +133,14 @@ func TestResolveOwnerGone(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrOwnerGone", kind, err)
 		}
 	}
+	// Built-in kinds that never own pods are no owners: the pod stands for itself.
+	for _, ref := range []metav1.OwnerReference{ctrlRef("apps/v1", "Deployment", "mcp"),
+		ctrlRef("apps/v1beta2", "Deployment", "mcp"), ctrlRef("batch/v1", "CronJob", "sync"), ctrlRef("v1", "Pod", "mcp-0")} {
+		id, err := Resolve(pod("forged", "mcp", ref), lookup)
+		if err != nil || id.Workload != (Workload{Kind: "Pod", Name: "forged"}) {
+			t.Errorf("pod owned by %s %s: %+v, %v; want Pod/forged", ref.APIVersion, ref.Kind, id.Workload, err)
+		}
+	}
 	// Controllers the operator does not know stand for their pods unchecked.
 	id, err := Resolve(pod("p", "sa", ctrlRef("argoproj.io/v1alpha1", "Rollout", "never-looked-up")), lookup)
 	if err != nil || id.Workload.Name != "never-looked-up" {

@@ -265,16 +265,18 @@ func (h *TokenHandler) judge(w http.ResponseWriter, r *http.Request, key types.N
 	return session, verdict.Fingerprint, true
 }
 
-// verdictTTL is how long a remembered verdict serves. A change of the session (its binding,
-// a quarantine) makes a new version and so a new verdict at once; a change of the pod's
-// owners counts after at most this long.
+// verdictTTL is how long a remembered verdict serves. A change of the pod or the session makes
+// a new version and so a new verdict at once; a change of the pod's owners (a ReplicaSet
+// deleted) counts after at most this long.
 const verdictTTL = 10 * time.Second
 
 // verdict judges pod for session (controller.JudgeTokenCaller), or recalls the verdict of
-// the same pod for the same version of the session.
+// the same version of the pod for the same version of the session.
 func (h *TokenHandler) verdict(ctx context.Context, session *sessionsv1alpha1.TidalSession,
 	pod *corev1.Pod) (controller.TokenCallerVerdict, error) {
-	key := string(pod.UID) + "/" + string(session.UID) + "/" + session.ResourceVersion
+	// Both versions: a change of the pod (terminating, its labels) or of the session (its
+	// binding, a quarantine) is judged anew at once.
+	key := string(pod.UID) + "/" + pod.ResourceVersion + "/" + string(session.UID) + "/" + session.ResourceVersion
 	if h.Verdicts != nil {
 		if v, ok := h.Verdicts.Get(key); ok {
 			return v.(controller.TokenCallerVerdict), nil

@@ -137,6 +137,8 @@ type tokenFixture struct {
 	events *events.FakeRecorder
 	// ownerReads counts the live reads of ReplicaSets, which fingerprinting a pod costs.
 	ownerReads int
+	// cache is what the handler reads pods, sessions and Secrets from.
+	cache client.Client
 }
 
 // newTokenFixture serves the token route over a cache that holds the pods mcp-abc and
@@ -188,6 +190,7 @@ func newTokenFixture(t *testing.T, verdicts ...*utilcache.LRUExpireCache) *token
 		h.Verdicts = verdicts[0]
 	}
 	f.mux = NewMux(&Handler{Sessions: cache, Log: logr.Logger(log)}, h)
+	f.cache = cache
 	return f
 }
 
@@ -507,5 +510,19 @@ func TestTokenHandlerRemembersVerdicts(t *testing.T) {
 	}
 	if f.ownerReads != 2 {
 		t.Errorf("%d ReplicaSet reads for 10 calls of 2 pods, want 2", f.ownerReads)
+	}
+
+	// A change of the pod (here its labels, as a podSelector reads them) is judged anew.
+	pod := &corev1.Pod{}
+	if err := f.cache.Get(context.Background(), types.NamespacedName{Namespace: tokenRouteNS, Name: "mcp-abc"}, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Labels = map[string]string{"changed": "yes"}
+	if err := f.cache.Update(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	call(tokenPod)
+	if f.ownerReads != 3 {
+		t.Errorf("%d ReplicaSet reads after the pod changed, want 3", f.ownerReads)
 	}
 }
