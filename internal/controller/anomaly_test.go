@@ -369,3 +369,25 @@ func TestAwaitNewCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A suspended session keeps its last token in the Secret, so its consumers are still judged.
+func TestSuspendedSessionIsJudged(t *testing.T) {
+	rs := deploymentRS("mcp-5d4f8b", "mcp")
+	f := newFixture(t, boundSession(sessionsv1alpha1.BindingEnforce), newCreds(), rs, consumerPod("mcp-5d4f8b-x1", "mcp", rs))
+	f.firstToken(t)
+	s := f.session(t)
+	s.Spec.Suspend = true
+	if err := f.c.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	f.mustReconcile(t)
+	if p := f.session(t).Status.Phase; p != sessionsv1alpha1.PhaseSuspended {
+		t.Fatalf("phase %s, want Suspended", p)
+	}
+	f.create(t, consumerPod("rogue", "intruder", nil))
+	f.mustReconcile(t)
+	if p := f.session(t).Status.Phase; p != sessionsv1alpha1.PhaseQuarantined ||
+		len(f.secret(t, "alice-token").Data[sessionsv1alpha1.KeyAccessToken]) != 0 {
+		t.Errorf("phase %s; a rogue consumer of a suspended session went unjudged", p)
+	}
+}

@@ -106,8 +106,7 @@ func (r *TidalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request
 func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, stored *sessionsv1alpha1.TidalSession) (ctrl.Result, error) {
 	session.Status.ObservedGeneration = session.Generation
 	if session.Spec.Suspend {
-		return ctrl.Result{}, terminalf(sessionsv1alpha1.PhaseSuspended, sessionsv1alpha1.ReasonSuspended,
-			"spec.suspend is true: the token is not refreshed; set it to false to resume")
+		return ctrl.Result{}, r.suspendedStep(ctx, session)
 	}
 	if err := validateSpec(session); err != nil {
 		return ctrl.Result{}, err
@@ -165,6 +164,22 @@ func (r *TidalSessionReconciler) reconcileSession(ctx context.Context, session, 
 	}
 	markTokenValid(session, st, next, now)
 	return ctrl.Result{RequeueAfter: requeueAfter(now, next, nextCheck)}, nil
+}
+
+// suspendedStep keeps judging the consumers of a suspended session, whose output Secret may
+// still hold a valid token: side effects are bindingStep's, when the spec is valid and the
+// output Secret is the operator's. It returns a quarantine, or the terminal Suspended state,
+// which only a change of the spec ends.
+func (r *TidalSessionReconciler) suspendedStep(ctx context.Context, session *sessionsv1alpha1.TidalSession) error {
+	if validateSpec(session) == nil {
+		if existing, err := r.getOutputSecret(ctx, session); err == nil {
+			if err := r.bindingStep(ctx, session, existing); err != nil {
+				return err
+			}
+		}
+	}
+	return terminalf(sessionsv1alpha1.PhaseSuspended, sessionsv1alpha1.ReasonSuspended,
+		"spec.suspend is true: the token is not refreshed; set it to false to resume")
 }
 
 // refreshUnlessFailing refreshes now, unless the session is backing off after failures at
