@@ -143,7 +143,7 @@ func run(o options) error {
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("tidal-session-operator"),
+		Recorder:                mgr.GetEventRecorder(controller.EventReporter),
 		Clock:                   clk,
 		TIDAL:                   tidal.NewClient(endpoints, &http.Client{Timeout: o.tidalTimeout}, clk),
 		RecheckInterval:         o.recheckInterval,

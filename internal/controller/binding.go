@@ -96,12 +96,6 @@ func (r *TidalSessionReconciler) bindingStep(ctx context.Context, session *sessi
 	if err != nil {
 		return err
 	}
-	if existing == nil && policy.Allowed == nil && (session.Status.Binding == nil || len(session.Status.Binding.Bound) == 0) {
-		// Trust on first use learns the consumers present once the session has a token (the
-		// output Secret's creation brings the next reconcile), not whichever pod names the
-		// Secret before there was ever one: nothing is judged until then.
-		consumers = nil
-	}
 	var st sessionsv1alpha1.BindingStatus
 	if session.Status.Binding != nil {
 		st = *session.Status.Binding.DeepCopy()
@@ -114,9 +108,10 @@ func (r *TidalSessionReconciler) bindingStep(ctx context.Context, session *sessi
 	now := r.Clock.Now()
 	d := decideBinding(bindingInput{
 		mode: policy.Mode, allowed: allowed, status: st, consumers: consumers, now: now,
-		approval: session.Annotations[sessionsv1alpha1.BindingApprovalAnnotation],
-		anomaly:  meta.FindStatusCondition(session.Status.Conditions, sessionsv1alpha1.ConditionAnomaly),
-		rules:    r.Anomaly.withDefaults(),
+		beforeFirstToken: existing == nil,
+		approval:         session.Annotations[sessionsv1alpha1.BindingApprovalAnnotation],
+		anomaly:          meta.FindStatusCondition(session.Status.Conditions, sessionsv1alpha1.ConditionAnomaly),
+		rules:            r.Anomaly.withDefaults(),
 	})
 	session.Status.Binding = &d.status
 	setCondition(session, sessionsv1alpha1.ConditionBound, d.bound, now)
@@ -272,6 +267,8 @@ type bindingInput struct {
 	allowed   func(consumer) bool
 	status    sessionsv1alpha1.BindingStatus
 	consumers []consumer
+	// beforeFirstToken says that there is no output Secret yet: the session never had a token.
+	beforeFirstToken bool
 	// approval is the value of the approve-binding annotation.
 	approval string
 	// anomaly is the Anomaly condition as stored, nil when absent.
@@ -311,7 +308,8 @@ type violation struct {
 //     violations, the anomaly record and a quarantine.
 //  2. Each consumer whose fingerprint is bound matches. One that spec.binding.allowed admits
 //     is bound. Without spec.binding.allowed, while nothing is bound, every consumer is bound
-//     (trust on first use). Any other consumer is a violation: FingerprintChanged when its
+//     (trust on first use), but only once the session has had a token: before, no consumer
+//     is looked at. Any other consumer is a violation: FingerprintChanged when its
 //     workload is bound under another fingerprint, ConsumerMismatch otherwise. A violation is
 //     reported (Event, metric, status.binding.violators) once per fingerprint until approval.
 //  3. Enforce quarantines on any current violation, and stays quarantined until approval;
@@ -325,6 +323,13 @@ type violation struct {
 func decideBinding(in bindingInput) bindingDecision {
 	st := in.status
 	now := metav1.NewTime(truncate(in.now))
+	consumers := in.consumers
+	if in.beforeFirstToken && in.allowed == nil && len(st.Bound) == 0 {
+		// Trust on first use learns the consumers present once the session has a token (the
+		// output Secret's creation brings the next reconcile), not whichever pod names the
+		// Secret before there was ever one: nothing is judged until then.
+		consumers = nil
+	}
 	var evs []bindingEvent
 	anomaly := metav1.Condition{Status: metav1.ConditionFalse, Reason: sessionsv1alpha1.ReasonNoAnomaly,
 		Message: "No anomaly rule fired since the binding was set or last approved"}
@@ -333,7 +338,7 @@ func decideBinding(in bindingInput) bindingDecision {
 	}
 
 	if in.approval != "" && requestKey(in.approval) != st.LastApproval {
-		st = approveConsumers(st, in.consumers, now)
+		st = approveConsumers(st, consumers, now)
 		st.LastApproval = requestKey(in.approval)
 		anomaly = metav1.Condition{Status: metav1.ConditionFalse, Reason: sessionsv1alpha1.ReasonBindingApproved,
 			Message: "A person approved the current consumers; no anomaly rule fired since"}
@@ -347,7 +352,7 @@ func decideBinding(in bindingInput) bindingDecision {
 	learning := in.allowed == nil && len(st.Bound) == 0
 	var violating []violation
 	seen := map[string]bool{}
-	for _, c := range in.consumers {
+	for _, c := range consumers {
 		if seen[c.fp] {
 			continue
 		}
@@ -415,7 +420,7 @@ func decideBinding(in bindingInput) bindingDecision {
 		evs = append(evs, bindingEvent{eventType: corev1.EventTypeWarning, reason: rule.reason, metric: rule.metric, note: msg})
 	}
 
-	return bindingDecision{status: st, bound: boundCondition(st, in.consumers, violating), anomaly: anomaly,
+	return bindingDecision{status: st, bound: boundCondition(st, consumers, violating), anomaly: anomaly,
 		events: evs, quarantined: st.QuarantinedAt != nil}
 }
 

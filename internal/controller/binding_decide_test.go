@@ -274,3 +274,19 @@ func TestAnomalyRulesDefaults(t *testing.T) {
 		t.Errorf("rules %+v", got)
 	}
 }
+
+// Before the session's first token, trust on first use learns nothing and judges nothing; an
+// allow-list or a bound fingerprint is judged all the same.
+func TestDecideBindingBeforeFirstToken(t *testing.T) {
+	rogue := cons("rogue", "intruder", "Pod", "rogue")
+	d := decideBinding(bindingInput{mode: sessionsv1alpha1.BindingEnforce, consumers: []consumer{rogue},
+		beforeFirstToken: true, now: t0})
+	if len(d.status.Bound) != 0 || len(d.events) != 0 || d.quarantined {
+		t.Errorf("before the first token: bound %v, events %v, quarantined %t", d.status.Bound, d.events, d.quarantined)
+	}
+	d = decideBinding(bindingInput{mode: sessionsv1alpha1.BindingEnforce, consumers: []consumer{rogue},
+		status: boundTo(mcpPod), beforeFirstToken: true, now: t0})
+	if !d.quarantined {
+		t.Error("a rogue consumer of a bound session went unjudged before the first token")
+	}
+}

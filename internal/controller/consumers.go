@@ -279,10 +279,10 @@ func consumerOf(pod *corev1.Pod, lookup fingerprint.OwnerLookup) (consumer, erro
 	return consumer{pod: pod.Name, labels: pod.Labels, id: id, fp: id.Fingerprint()}, nil
 }
 
-// ownerLookup reads the owner references of ReplicaSets and Jobs in namespace with reader, as
-// metadata only; reader is an uncached API reader (see the RBAC markers above). Answers are
-// kept for as long as the lookup lives, one reconcile or one token request: the pods of one
-// ReplicaSet share it.
+// ownerLookup reads the owners a pod's controller reference names in namespace (ReplicaSets,
+// Jobs, StatefulSets, DaemonSets) with reader, as metadata only, and checks their UID; reader
+// is an uncached API reader (see the RBAC markers above). Answers are kept for as long as the
+// lookup lives, one reconcile or one token request: the pods of one ReplicaSet share it.
 func ownerLookup(ctx context.Context, reader client.Reader, namespace string) fingerprint.OwnerLookup {
 	seen := map[string][]metav1.OwnerReference{}
 	return func(group, kind, name string, uid types.UID) ([]metav1.OwnerReference, error) {

@@ -69,6 +69,10 @@ type TidalSessionReconciler struct {
 	Anomaly AnomalyRules
 }
 
+// EventReporter is the name the operator's Events give as their reporting controller, from
+// the reconciler and the token endpoint alike.
+const EventReporter = "tidal-session-operator"
+
 // +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=sessions.tidal-mcp.dev,resources=tidalsessions/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete

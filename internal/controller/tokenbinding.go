@@ -23,7 +23,7 @@ type TokenCallerVerdict struct {
 	// Allowed is true when the pod may have the session's access token.
 	Allowed bool
 	// Fingerprint is the pod's fingerprint; empty when it was not resolved (a pod of another
-	// namespace, or one whose ReplicaSet or Job is gone).
+	// namespace, or a terminating one whose ReplicaSet or Job is gone).
 	Fingerprint string
 	// Reason says, for people, why the pod was refused; empty when it is allowed. It names
 	// the pod's workload and ServiceAccount, never anything of a Secret.
@@ -31,7 +31,7 @@ type TokenCallerVerdict struct {
 }
 
 // JudgeTokenCaller decides whether pod may have session's access token (see
-// decideTokenCaller for the rule). owners reads ReplicaSets and Jobs without the cache, to
+// decideTokenCaller for the rule). owners reads the pod's owners without the cache, to
 // resolve the pod's fingerprint, as the reconciler does. An error means the owners could not
 // be read; the caller should answer "try again", not refuse. No side effects.
 func JudgeTokenCaller(ctx context.Context, owners client.Reader, session *sessionsv1alpha1.TidalSession,
@@ -48,10 +48,10 @@ func JudgeTokenCaller(ctx context.Context, owners client.Reader, session *sessio
 		in.allowed = allowed
 	}
 	if pod.Namespace == session.Namespace {
+		// A terminating pod of a gone owner has no fingerprint, and is refused as terminating.
 		c, err := consumerOf(pod, ownerLookup(ctx, owners, pod.Namespace))
 		switch {
 		case errors.Is(err, fingerprint.ErrOwnerGone):
-			in.ownerGone = true
 		case err != nil:
 			return TokenCallerVerdict{}, err
 		default:
@@ -71,8 +71,6 @@ type tokenCallerInput struct {
 	pod     *corev1.Pod
 	// caller is the pod as a fingerprinted consumer; nil when it was not resolved.
 	caller *consumer
-	// ownerGone says the pod's ReplicaSet or Job no longer exists.
-	ownerGone bool
 }
 
 // decideTokenCaller is the token endpoint's rule. A pod may have the access token only when,
@@ -84,8 +82,7 @@ type tokenCallerInput struct {
 //     withholds the token from the Secret then, and the endpoint must not hand it out instead;
 //  3. the pod is in the session's namespace, as every consumer of a Secret is;
 //  4. the pod is neither terminating nor finished: such a pod has no business with a fresh token;
-//  5. its fingerprint resolves (its ReplicaSet or Job still exists);
-//  6. its fingerprint is in status.binding.bound, or spec.binding.allowed admits the pod.
+//  5. its fingerprint is in status.binding.bound, or spec.binding.allowed admits the pod.
 //
 // Trust on first use is not applied: a pod that only asks for the token, without mounting the
 // output Secret, is never bound by asking. The binding step binds consumers; this rule only
@@ -112,8 +109,8 @@ func decideTokenCaller(in tokenCallerInput) TokenCallerVerdict {
 		return refuse("pod %s is terminating", in.pod.Name)
 	case in.pod.Status.Phase == corev1.PodSucceeded || in.pod.Status.Phase == corev1.PodFailed:
 		return refuse("pod %s has finished (phase %s)", in.pod.Name, in.pod.Status.Phase)
-	case in.ownerGone || in.caller == nil:
-		return refuse("pod %s has no fingerprint: its ReplicaSet or Job no longer exists", in.pod.Name)
+	case in.caller == nil:
+		return refuse("pod %s has no fingerprint", in.pod.Name)
 	}
 
 	c := *in.caller

@@ -78,9 +78,9 @@ func TestDecideTokenCaller(t *testing.T) {
 		{name: "finished",
 			in:         tokenCallerInput{policy: observe, status: &bound, pod: finished, caller: &mcpPod},
 			wantReason: "has finished (phase Succeeded)"},
-		{name: "owner gone",
-			in:         tokenCallerInput{policy: observe, status: &bound, pod: pod, ownerGone: true},
-			wantReason: "no longer exists"},
+		{name: "not fingerprinted",
+			in:         tokenCallerInput{policy: observe, status: &bound, pod: pod},
+			wantReason: "has no fingerprint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.in.sessionNamespace = testNamespace

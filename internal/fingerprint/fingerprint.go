@@ -91,31 +91,29 @@ type Pod struct {
 
 // OwnerLookup returns the owner references of the object of the given group, kind and name in
 // the pod's namespace, which must have the given UID. It is called for ReplicaSets, Jobs,
-// StatefulSets and DaemonSets. An object that does not exist, or exists under another UID, is reported with an error
-// for which errors.Is(err, ErrOwnerGone) holds.
+// StatefulSets and DaemonSets. An object that does not exist, or exists under another UID, is
+// reported with an error for which errors.Is(err, ErrOwnerGone) holds.
 type OwnerLookup func(group, kind, name string, uid types.UID) ([]metav1.OwnerReference, error)
 
-// ErrOwnerGone says that an object between the pod and its workload no longer exists, as
-// happens to the pods of an old ReplicaSet at the end of a rollout. Such a pod cannot be
-// fingerprinted; it is about to go away with its owner.
+// ErrOwnerGone says that the owner a pod's controller reference names does not exist under
+// the UID it names: deleted, as the ReplicaSet of a workload deleted with its pods, or never
+// the pod's, as a reference made up by whoever created the pod. Such a pod cannot be
+// fingerprinted by its owner.
 var ErrOwnerGone = errors.New("owner no longer exists")
 
-// Resolve returns the identity of the workload a pod belongs to, looking up the owners of a
-// ReplicaSet or Job with lookup.
+// Resolve returns the identity of the workload a pod belongs to. It checks with lookup that a
+// ReplicaSet, Job, StatefulSet or DaemonSet the pod names exists, and resolves a ReplicaSet or
+// Job to the Deployment or CronJob that controls it.
 func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
 	id := Identity{Namespace: pod.Namespace, ServiceAccount: pod.ServiceAccount}
 	owner := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: pod.Owners})
-	if owner == nil {
+	if owner == nil || !controlsPods(workloadOf(owner)) {
+		// No controller, or a built-in kind that never owns pods itself (a Deployment, a
+		// CronJob, a Pod), which only a made-up reference names: the pod stands for itself.
 		id.Workload = Workload{Kind: "Pod", Name: pod.Name}
 		return id, nil
 	}
 	w := workloadOf(owner)
-	if !controlsPods(w) {
-		// A built-in kind that never owns pods itself (a Deployment, a CronJob, a Pod): the
-		// reference is made up, and the pod stands for itself.
-		id.Workload = Workload{Kind: "Pod", Name: pod.Name}
-		return id, nil
-	}
 	if !intermediate(w) && !checked(w) {
 		id.Workload = w
 		return id, nil
@@ -124,8 +122,10 @@ func Resolve(pod Pod, lookup OwnerLookup) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("failed to look up the owner of %s: %w", w, err)
 	}
-	if up := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: owners}); up != nil && intermediate(w) {
-		w = workloadOf(up)
+	if intermediate(w) {
+		if up := metav1.GetControllerOfNoCopy(&metav1.ObjectMeta{OwnerReferences: owners}); up != nil {
+			w = workloadOf(up)
+		}
 	}
 	id.Workload = w
 	return id, nil

@@ -15,6 +15,8 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/tidal-mcp/tidal-session-operator/internal/controller"
 )
 
 // Options configure the health endpoint's server.
@@ -81,12 +83,10 @@ func newTokenHandler(mgr manager.Manager, opts Options, log logr.Logger) (*Token
 	if err != nil {
 		return nil, err
 	}
-	audience := opts.TokenAudience
-	return &TokenHandler{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: tokens,
-		Plausible: func(token string) bool { return plausibleToken(token, audience, time.Now()) },
-		Verdicts:  cache.NewLRUExpireCache(defaultMaxEntries),
-		Audience:  opts.TokenAudience, Namespaces: opts.Namespaces,
-		Recorder: mgr.GetEventRecorder("tidal-session-operator"), Log: log.WithName("token")}, nil
+	return &TokenHandler{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: tokens, Precheck: true,
+		Verdicts: cache.NewLRUExpireCache(defaultMaxEntries), Audience: opts.TokenAudience,
+		Namespaces: opts.Namespaces, Recorder: mgr.GetEventRecorder(controller.EventReporter),
+		Log: log.WithName("token")}, nil
 }
 
 // NewServer returns a Server of handler, for tests that have no manager.

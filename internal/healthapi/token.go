@@ -57,10 +57,10 @@ type TokenHandler struct {
 	Live client.Reader
 	// Tokens reviews the callers' tokens for Audience.
 	Tokens PodReviewer
-	// Plausible, when set, turns a token away as not accepted without a review when its
-	// unverified claims already show the API server would refuse it (plausibleToken): a
-	// flood of garbage then costs the API server nothing.
-	Plausible func(token string) bool
+	// Precheck turns a token away as not accepted without a review when its unverified
+	// claims already show the API server would refuse it (plausibleToken): a flood of
+	// garbage then costs the API server nothing.
+	Precheck bool
 	// Audience is the audience the callers' tokens must be issued for, named in answers.
 	Audience string
 	// Namespaces are the namespaces the operator manages; empty means all.
@@ -146,7 +146,7 @@ func (h *TokenHandler) identify(w http.ResponseWriter, r *http.Request, key type
 		return PodIdentity{}, false
 	}
 	decision, id, err := Unauthenticated, PodIdentity{}, error(nil)
-	if h.Plausible == nil || h.Plausible(token) {
+	if !h.Precheck || plausibleToken(token, h.Audience, h.now()) {
 		decision, id, err = h.Tokens.Review(r.Context(), token)
 	}
 	switch {
@@ -306,15 +306,19 @@ func (h *TokenHandler) servableToken(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		secret = nil
 	}
-	c := h.Clock
-	if c == nil {
-		c = clock.RealClock{}
-	}
-	tok, ok := controller.ServableToken(secret, session, c.Now())
+	tok, ok := controller.ServableToken(secret, session, h.now())
 	if !ok {
 		retryLater(w, retryToken, "the session holds no valid access token yet; see its status, and try again")
 	}
 	return tok, ok
+}
+
+// now is the handler's clock's time.
+func (h *TokenHandler) now() time.Time {
+	if h.Clock == nil {
+		return time.Now()
+	}
+	return h.Clock.Now()
 }
 
 // forbidden is the 403 of a pod-bound caller that may not have the session's token. Its
@@ -326,9 +330,11 @@ func (h *TokenHandler) forbidden(id PodIdentity, key types.NamespacedName, why s
 		id.User, sessionsv1alpha1.GroupVersion.Group, key.Name, key.Namespace)}
 }
 
-// refuse answers f and reports it as a security event: the metric, a line in the log, and a
-// Warning Event on the session asked for when it exists in a namespace the operator manages.
-// None of them carries the caller's token; the log and Event name the caller by user, pod and
+// refuse answers f and reports it as a security event: the metric, a line in the log and,
+// for a caller the API server vouched for as a ServiceAccount of the session's namespace, a
+// Warning Event on the session when it exists in a namespace the operator manages. Anyone
+// else, token or none, could otherwise fill any session's Events from outside. None of them
+// carries the caller's token; the log and Event name the caller by user, pod and
 // fingerprint, as far as they are known.
 func (h *TokenHandler) refuse(w http.ResponseWriter, r *http.Request, key types.NamespacedName, f refusal) {
 	metrics.SecurityEvents.WithLabelValues(metrics.SecurityTokenRequestRefused).Inc()
@@ -339,57 +345,47 @@ func (h *TokenHandler) refuse(w http.ResponseWriter, r *http.Request, key types.
 	h.Log.Info("Token request refused", "session", klog.KRef(key.Namespace, key.Name), "code", f.code,
 		"user", f.id.User, "pod", pod, "fingerprint", f.fingerprint, "reason", f.why)
 
-	// Only a caller the API server vouched for as one of the session's namespace writes an
-	// Event there: anyone else, token or none, could otherwise fill any session's Events from
-	// outside. The metric and the log count every refusal.
-	if f.id.Namespace != key.Namespace {
-		writeRefusal(w, f)
-		return
+	if f.id.Namespace == key.Namespace {
+		h.eventOnSession(r.Context(), key, f, pod)
 	}
-	session := f.session
-	if session == nil && managed(h.Namespaces, key.Namespace) {
-		s := &sessionsv1alpha1.TidalSession{}
-		if err := h.Cache.Get(r.Context(), key, s); err == nil {
-			session = s
-		}
-	}
-	if session != nil {
-		h.Recorder.Eventf(session, callerObject(f.id), corev1.EventTypeWarning,
-			sessionsv1alpha1.ReasonTokenRequestRefused, "TokenRequest", "%s", refusalNote(f, pod))
-	}
-
-	writeRefusal(w, f)
-}
-
-// writeRefusal writes the answer of f.
-func writeRefusal(w http.ResponseWriter, f refusal) {
 	if f.challenge != "" {
 		w.Header().Set("WWW-Authenticate", f.challenge)
 	}
 	writeProblem(w, f.code, f.answer)
 }
 
-// callerObject is the Event's related object: the caller's pod, or its ServiceAccount when
-// the token named no pod; nil when the token was not accepted. The Event recorder merges
-// Events that differ only in their text into one series with a count, keeping the first text,
-// so without it a second caller refused within minutes would not be named.
-func callerObject(id PodIdentity) runtime.Object {
-	switch {
-	case id.Pod != "":
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: id.Namespace, Name: id.Pod, UID: id.PodUID}}
-	case id.ServiceAccount != "":
-		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: id.Namespace, Name: id.ServiceAccount}}
+// eventOnSession emits the Warning Event of refusal f on the session key, read from the cache
+// unless f holds it, when it exists in a namespace the operator manages.
+func (h *TokenHandler) eventOnSession(ctx context.Context, key types.NamespacedName, f refusal, pod string) {
+	session := f.session
+	if session == nil {
+		if !managed(h.Namespaces, key.Namespace) {
+			return
+		}
+		session = &sessionsv1alpha1.TidalSession{}
+		if err := h.Cache.Get(ctx, key, session); err != nil {
+			return
+		}
 	}
-	return nil
+	h.Recorder.Eventf(session, callerObject(f.id), corev1.EventTypeWarning,
+		sessionsv1alpha1.ReasonTokenRequestRefused, "TokenRequest", "%s", refusalNote(f, pod))
+}
+
+// callerObject is the Event's related object: the caller's pod, or its ServiceAccount when
+// the token named no pod. The Event recorder merges Events that differ only in their text into
+// one series with a count, keeping the first text, so without it a second caller refused
+// within minutes would not be named.
+func callerObject(id PodIdentity) runtime.Object {
+	if id.Pod != "" {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: id.Namespace, Name: id.Pod, UID: id.PodUID}}
+	}
+	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: id.Namespace, Name: id.ServiceAccount}}
 }
 
 // refusalNote is the Event's text: who asked, as far as the token showed, and why it was
 // refused.
 func refusalNote(f refusal, pod string) string {
-	who := "a caller without an accepted token"
-	if f.id.User != "" {
-		who = f.id.User
-	}
+	who := f.id.User
 	switch {
 	case pod != "" && f.fingerprint != "":
 		who += fmt.Sprintf(" (pod %s, fingerprint %s)", pod, f.fingerprint)

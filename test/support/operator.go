@@ -88,7 +88,7 @@ func NewOperator(cp *ControlPlane, endpoints tidal.Endpoints, opts OperatorOptio
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("tidal-session-operator"),
+		Recorder:                mgr.GetEventRecorder(controller.EventReporter),
 		Clock:                   clock.RealClock{},
 		TIDAL:                   tidal.NewClient(endpoints, httpClient, clock.RealClock{}),
 		RetryBase:               200 * time.Millisecond,
